@@ -1,0 +1,47 @@
+# Pulse: `make run` runs the pipeline end to end on the local stack, `make test` runs the tests.
+# Both set up everything they need (virtualenv, pinned install, services) on a fresh machine.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+UV_VERSION  := 0.13.9
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+export NO_PROXY := 127.0.0.1,localhost
+
+.PHONY: run test psql stop status lint install migrate clean
+
+$(VENV)/.installed: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed ## create the virtualenv and install the pinned dependencies
+
+run: install ## bring the stack up, run every ingest DAG once, keep the UI up (ONCE=1: exit after the cycle)
+	$(PY) -m dev.run_cycle $(if $(ONCE),--once,)
+
+test: install ## run the whole test suite in one pytest process
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+psql: install ## psql on the local warehouse (SQL="..." runs one statement)
+	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",)
+
+migrate: install ## apply the warehouse migrations to the local stack's warehouse
+	$(PY) -m dev.stack pg-up
+
+stop: install ## stop every service of the local stack
+	$(PY) -m dev.stack down
+
+status: install
+	$(PY) -m dev.stack status
+
+lint: install
+	$(VENV)/bin/ruff check dags plugins dev tests include
+	$(VENV)/bin/ruff format --check dags plugins dev tests include
+
+lock: ## re-pin requirements.lock from requirements-dev.txt (Python 3.11)
+	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 -o requirements.lock
+
+clean: stop
+	rm -rf .local

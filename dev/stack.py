@@ -1,0 +1,599 @@
+"""The local stack: PostgreSQL, the source simulator, a Slack receiver and Airflow 3.3, all on loopback.
+
+Started and stopped by this script only (``make run``, ``make stop``, ``make psql``); every piece of state
+lives in the project's state folder (``.local/`` unless ``PULSE_STATE_DIR`` says otherwise), so deleting that
+folder resets everything. Ports come from the environment:
+
+======================  =======  ============================================
+variable                default  what listens there
+======================  =======  ============================================
+``PULSE_PG_PORT``       55432    PostgreSQL 15 (warehouse + airflow databases)
+``PULSE_API_PORT``      8080     Airflow api-server (UI and REST)
+``PULSE_SIM_PORT``      8765     source simulator
+``PULSE_SLACK_PORT``    8766     Slack webhook receiver
+======================  =======  ============================================
+
+PostgreSQL refuses to run as root. When this script runs as root it runs the server as the ``postgres``
+user; that user must be able to enter every folder above the data directory, which a checkout under a
+private folder such as ``/root`` does not allow, so the data directory then falls back to
+``/tmp/pulse-pg-<hash of the state folder path>`` (the script says so when it happens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("PULSE_STATE_DIR", ROOT / ".local")).resolve()
+PG_BIN = Path(os.environ.get("PULSE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+HOST = "127.0.0.1"
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+PG_PORT = _port("PULSE_PG_PORT", 55432)
+API_PORT = _port("PULSE_API_PORT", 8080)
+SIM_PORT = _port("PULSE_SIM_PORT", 8765)
+SLACK_PORT = _port("PULSE_SLACK_PORT", 8766)
+
+PG_SUPERUSER = "postgres"
+WAREHOUSE_DB = "warehouse"
+WAREHOUSE_ROLE = "pulse_loader"
+AIRFLOW_DB = "airflow"
+AIRFLOW_ROLE = "airflow"
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# secrets: generated once per state folder, never committed
+# --------------------------------------------------------------------------------------------------
+
+
+def load_secrets() -> dict[str, str]:
+    """Return the stack's generated secrets, creating them on first use (file mode 0600)."""
+    path = STATE / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    STATE.mkdir(parents=True, exist_ok=True)
+    values = {
+        "pg_superuser_password": secrets.token_urlsafe(18),
+        "warehouse_password": secrets.token_urlsafe(18),
+        "airflow_db_password": secrets.token_urlsafe(18),
+        "airflow_admin_password": secrets.token_urlsafe(12),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "pseudonym_key": secrets.token_hex(32),
+    }
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+# --------------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _pg_user() -> str:
+    return "postgres" if _as_root() else pwd.getpwuid(os.getuid()).pw_name
+
+
+def _run_pg(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL binary, as the ``postgres`` user when we are root."""
+    if _as_root():
+        kw.setdefault("user", "postgres")
+        kw.setdefault("group", "postgres")
+        kw.setdefault("cwd", "/")
+    return subprocess.run(args, text=True, capture_output=True, **kw)
+
+
+def _can_enter(user: str, path: Path) -> bool:
+    """True when ``user`` may traverse every folder down to ``path``."""
+    if not _as_root():
+        return True
+    probe = subprocess.run(
+        ["test", "-x", str(path)], user=user, group=user, cwd="/", capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def pg_data_dir() -> Path:
+    """The data directory: inside the state folder when the server's user can reach it, else in /tmp."""
+    preferred = STATE / "pg" / "data"
+    STATE.mkdir(parents=True, exist_ok=True)
+    if _can_enter(_pg_user(), STATE):
+        return preferred
+    digest = hashlib.sha256(str(STATE).encode()).hexdigest()[:10]
+    return Path(f"/tmp/pulse-pg-{digest}") / "data"
+
+
+def _pg_ready() -> bool:
+    res = subprocess.run(
+        [str(PG_BIN / "pg_isready"), "-h", HOST, "-p", str(PG_PORT), "-q"], capture_output=True, check=False
+    )
+    return res.returncode == 0
+
+
+def pg_up() -> None:
+    """Initialise (first time) and start PostgreSQL, then make sure roles and databases exist."""
+    sec = load_secrets()
+    data = pg_data_dir()
+    if data.parent != STATE / "pg":
+        log(
+            f"the postgres user cannot enter {STATE}; using the data directory {data} instead "
+            "(PostgreSQL refuses to run as root)"
+        )
+    if not (data / "PG_VERSION").exists():
+        data.parent.mkdir(parents=True, exist_ok=True)
+        if _as_root():
+            shutil.chown(data.parent, "postgres", "postgres")
+        pwfile = data.parent / "pwfile"
+        pwfile.write_text(sec["pg_superuser_password"] + "\n")
+        if _as_root():
+            shutil.chown(pwfile, "postgres", "postgres")
+        pwfile.chmod(0o600)
+        res = _run_pg(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                PG_SUPERUSER,
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        pwfile.unlink()
+        if res.returncode != 0:
+            raise SystemExit(f"initdb failed:\n{res.stdout}\n{res.stderr}")
+        log(f"initialised PostgreSQL in {data}")
+    conf = data / "pulse.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f"listen_addresses = '{HOST}'",
+                f"port = {PG_PORT}",
+                f"unix_socket_directories = '{data}'",
+                "unix_socket_permissions = 0700",
+                "max_connections = 100",
+                "shared_buffers = 256MB",
+                "max_wal_size = 2GB",
+                "logging_collector = on",
+                "log_directory = 'log'",
+                "log_min_duration_statement = 5000",
+                "timezone = 'UTC'",
+                "",
+            ]
+        )
+    )
+    main_conf = data / "postgresql.conf"
+    if "include_if_exists = 'pulse.conf'" not in main_conf.read_text():
+        with main_conf.open("a") as fh:
+            fh.write("\ninclude_if_exists = 'pulse.conf'\n")
+    if _as_root():
+        shutil.chown(conf, "postgres", "postgres")
+    if not _pg_ready():
+        res = _run_pg(
+            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start"]
+        )
+        if res.returncode != 0:
+            tail = (data / "server.log").read_text()[-2000:] if (data / "server.log").exists() else ""
+            raise SystemExit(f"PostgreSQL did not start on port {PG_PORT}:\n{res.stdout}{res.stderr}\n{tail}")
+        log(f"PostgreSQL listening on {HOST}:{PG_PORT}")
+    _ensure_databases(sec)
+
+
+def _admin_sql(sql: str, db: str = "postgres") -> str:
+    import psycopg
+
+    sec = load_secrets()
+    with psycopg.connect(
+        host=HOST,
+        port=PG_PORT,
+        user=PG_SUPERUSER,
+        password=sec["pg_superuser_password"],
+        dbname=db,
+        autocommit=True,
+    ) as conn:
+        cur = conn.execute(sql)
+        return str(cur.fetchone()[0]) if cur.description else ""
+
+
+def _ensure_databases(sec: dict[str, str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=HOST,
+        port=PG_PORT,
+        user=PG_SUPERUSER,
+        password=sec["pg_superuser_password"],
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        for role, pw_key in ((WAREHOUSE_ROLE, "warehouse_password"), (AIRFLOW_ROLE, "airflow_db_password")):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.Literal(sec[pw_key])
+                )
+            )
+        for db, owner in ((WAREHOUSE_DB, WAREHOUSE_ROLE), (AIRFLOW_DB, AIRFLOW_ROLE)):
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(owner))
+                )
+
+
+def pg_down() -> None:
+    data = pg_data_dir()
+    if (data / "postmaster.pid").exists():
+        _run_pg([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+        log("PostgreSQL stopped")
+
+
+def warehouse_dsn(sec: dict[str, str] | None = None) -> dict[str, Any]:
+    sec = sec or load_secrets()
+    return {
+        "host": HOST,
+        "port": PG_PORT,
+        "user": WAREHOUSE_ROLE,
+        "password": sec["warehouse_password"],
+        "dbname": WAREHOUSE_DB,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# environment shared by every Airflow component and every CLI call
+# --------------------------------------------------------------------------------------------------
+
+
+def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The connections of the local stack. airflow_settings.yaml declares the same ids for Astro users."""
+    sim = f"http://{HOST}:{SIM_PORT}"
+    slack = f"http://{HOST}:{SLACK_PORT}"
+    return {
+        "warehouse_default": {
+            "conn_type": "postgres",
+            "host": HOST,
+            "port": PG_PORT,
+            "login": WAREHOUSE_ROLE,
+            "password": sec["warehouse_password"],
+            "schema": WAREHOUSE_DB,
+        },
+        "reddit_default": {
+            "conn_type": "generic",
+            "host": sim,
+            "login": "sim-client-id",
+            "password": "sim-client-secret",
+            "extra": {"user_agent": "pulse/0.1 (local stack)", "timeout": 10},
+        },
+        "slack_alerts": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/ALERTS"},
+        "pulse_pseudonym": {"conn_type": "generic", "password": sec["pseudonym_key"]},
+    }
+
+
+def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the Airflow processes of the local stack (configuration only by environment)."""
+    sec = sec or load_secrets()
+    home = STATE / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    pwfile = home / "simple_auth_manager_passwords.json"
+    pwfile.write_text(json.dumps({"admin": sec["airflow_admin_password"]}))
+    pwfile.chmod(0o600)
+    api = f"http://{HOST}:{API_PORT}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pwfile),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "5",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+            f"postgresql+psycopg2://{AIRFLOW_ROLE}:{sec['airflow_db_password']}@{HOST}:{PG_PORT}/{AIRFLOW_DB}"
+        ),
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(API_PORT),
+        "AIRFLOW__API__BASE_URL": api,
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__OPENLINEAGE__DISABLED": "true",
+        "PULSE_PSEUDONYM_KEY": sec["pseudonym_key"],
+        "PULSE_STATE_DIR": str(STATE),
+        "NO_PROXY": "*",
+    }
+    for conn_id, conn in connections(sec).items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
+
+
+def settings_objects() -> dict[str, Any]:
+    """Pools and variables declared in airflow_settings.yaml (the single source for both stacks)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
+    return {
+        "connections": data.get("connections") or [],
+        "pools": data.get("pools") or [],
+        "variables": data.get("variables") or [],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    port: int | None = None
+    airflow: bool = False
+
+
+def _venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def services() -> list[Service]:
+    py = sys.executable
+    return [
+        Service("simulator", [py, "-m", "dev.simulator", "--host", HOST, "--port", str(SIM_PORT)], SIM_PORT),
+        Service(
+            "slack",
+            [
+                py,
+                "-m",
+                "dev.slack_receiver",
+                "--host",
+                HOST,
+                "--port",
+                str(SLACK_PORT),
+                "--record",
+                str(STATE / "slack" / "messages.jsonl"),
+            ],
+            SLACK_PORT,
+        ),
+        Service(
+            "api-server",
+            [_venv_bin("airflow"), "api-server", "--host", HOST, "--port", str(API_PORT), "--workers", "1"],
+            API_PORT,
+            airflow=True,
+        ),
+        Service("scheduler", [_venv_bin("airflow"), "scheduler", "--skip-serve-logs"], airflow=True),
+        Service("dag-processor", [_venv_bin("airflow"), "dag-processor"], airflow=True),
+        Service("triggerer", [_venv_bin("airflow"), "triggerer", "--skip-serve-logs"], airflow=True),
+    ]
+
+
+def _pidfile(name: str) -> Path:
+    return STATE / "run" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(name: str) -> int | None:
+    path = _pidfile(name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip() or 0)
+    return pid if pid and _alive(pid) else None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def start_service(svc: Service, env: dict[str, str]) -> None:
+    if running_pid(svc.name):
+        log(f"{svc.name} already running")
+        return
+    if svc.port and _port_open(svc.port):
+        raise SystemExit(
+            f"port {svc.port} for {svc.name} is taken by another program; choose another with the "
+            "PULSE_*_PORT variables (see README)"
+        )
+    (STATE / "run").mkdir(parents=True, exist_ok=True)
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    logfile = (STATE / "logs" / f"{svc.name}.log").open("ab")
+    proc = subprocess.Popen(
+        svc.argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    _pidfile(svc.name).write_text(str(proc.pid))
+    log(f"started {svc.name} (pid {proc.pid}, log .local/logs/{svc.name}.log)")
+
+
+def stop_service(name: str) -> None:
+    pid = running_pid(name)
+    if pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while time.time() < deadline and _alive(pid):
+            time.sleep(0.3)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        log(f"stopped {name}")
+    _pidfile(name).unlink(missing_ok=True)
+
+
+def wait_http(url: str, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                if resp.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+            last = str(exc)
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(1)
+    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s ({last}); see .local/logs/")
+
+
+def migrate_warehouse() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    dsn = warehouse_dsn()
+    env["PULSE_WAREHOUSE_DSN"] = (
+        f"postgresql://{dsn['user']}:{dsn['password']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "pulse.warehouse.migrate", "upgrade"], cwd=ROOT, env=env, check=False
+    )
+    if res.returncode != 0:
+        raise SystemExit("warehouse migrations failed")
+
+
+def airflow_bootstrap(env: dict[str, str]) -> None:
+    """Migrate Airflow's metadata database and apply pools and variables from airflow_settings.yaml."""
+    log("migrating the Airflow metadata database (about 20 s)")
+    res = subprocess.run([_venv_bin("airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"airflow db migrate failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    res = subprocess.run(
+        [sys.executable, "-m", "dev.bootstrap_airflow"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"applying pools and variables failed:\n{res.stdout}\n{res.stderr}")
+    log(res.stdout.strip())
+
+
+def up() -> dict[str, str]:
+    sec = load_secrets()
+    pg_up()
+    migrate_warehouse()
+    env = airflow_env(sec)
+    (STATE / "slack").mkdir(parents=True, exist_ok=True)
+    for svc in services()[:2]:
+        start_service(svc, env)
+    wait_http(f"http://{HOST}:{SIM_PORT}/_sim/health", 30, "the simulator")
+    wait_http(f"http://{HOST}:{SLACK_PORT}/_messages", 30, "the Slack receiver")
+    if not running_pid("api-server"):
+        airflow_bootstrap(env)
+    # The api-server first: tasks queued before it answers fail (AIRFLOW3.md pitfall 14).
+    api, *others = services()[2:]
+    start_service(api, env)
+    wait_http(f"http://{HOST}:{API_PORT}/api/v2/monitor/health", 180, "the Airflow api-server")
+    for svc in others:
+        start_service(svc, env)
+    return env
+
+
+def down() -> None:
+    for svc in reversed(services()):
+        stop_service(svc.name)
+    pg_down()
+
+
+def status() -> None:
+    for svc in services():
+        pid = running_pid(svc.name)
+        print(f"{svc.name:14} {'running pid ' + str(pid) if pid else 'stopped'}")
+    print(f"{'postgres':14} {'running' if _pg_ready() else 'stopped'} ({HOST}:{PG_PORT})")
+
+
+def psql(statement: str | None) -> int:
+    sec = load_secrets()
+    if not _pg_ready():
+        pg_up()
+    env = {**os.environ, "PGPASSWORD": sec["warehouse_password"]}
+    argv = [str(PG_BIN / "psql"), "-h", HOST, "-p", str(PG_PORT), "-U", WAREHOUSE_ROLE, "-d", WAREHOUSE_DB]
+    if statement:
+        argv += ["-v", "ON_ERROR_STOP=1", "-c", statement]
+    return subprocess.call(argv, env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start every service (idempotent)")
+    sub.add_parser("down", help="stop every service")
+    sub.add_parser("status", help="show what runs")
+    sub.add_parser("pg-up", help="start PostgreSQL only and apply the warehouse migrations")
+    sub.add_parser("env", help="print the Airflow environment as shell exports (secrets included)")
+    p = sub.add_parser("psql", help="open psql on the warehouse")
+    p.add_argument("--sql", default=None)
+    args = parser.parse_args(argv)
+    if args.cmd == "up":
+        up()
+    elif args.cmd == "down":
+        down()
+    elif args.cmd == "status":
+        status()
+    elif args.cmd == "pg-up":
+        pg_up()
+        migrate_warehouse()
+    elif args.cmd == "env":
+        import shlex
+
+        for k, v in airflow_env().items():
+            if k.startswith(("AIRFLOW", "PULSE", "PYTHONPATH")):
+                print(f"export {k}={shlex.quote(v)}")
+    elif args.cmd == "psql":
+        return psql(args.sql)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""House rules every DAG follows: owner, tags, retries, alerts and deadlines in one place.
+
+Tests in ``tests/dags/test_dag_policy.py`` enforce them on every DAG in ``dags/``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param
+
+OWNER = "pulse-data"
+ALERTS_CONN_ID = "slack_alerts"
+
+#: The one tag vocabulary. A DAG carries one layer tag and, for ingestion, one source tag.
+LAYER_TAGS = frozenset({"ingest", "enrich", "quality", "trends", "retention", "export"})
+SOURCE_TAGS = frozenset({"reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"})
+TAGS = LAYER_TAGS | SOURCE_TAGS
+
+#: Pools the DAGs may use; airflow_settings.yaml declares the same ones.
+POOLS = frozenset({"default_pool", "reddit_api"})
+
+TASK_FAILED_TEXT = (
+    ":red_circle: *Task failed after {{ ti.try_number }} tries*: `{{ ti.dag_id }}.{{ ti.task_id }}`\n"
+    "*Run*: {{ run_id }}\n"
+    "*Window*: {{ params.window_start | default(data_interval_start | default('none', true), true) }} to "
+    "{{ params.window_end | default(data_interval_end | default('none', true), true) }}\n"
+    "*Error*: {{ exception | string | truncate(600) }}\n"
+    "<{{ ti.log_url }}|Open the task log>"
+)
+DAG_FAILED_TEXT = ":x: *DAG run failed*: `{{ dag.dag_id }}` run {{ run_id }} ({{ reason }})"
+DEADLINE_TEXT = (
+    ":hourglass: *Deadline missed*: `{{ dag_run.dag_id }}` run {{ dag_run.dag_run_id }} was not done by "
+    "{{ deadline.deadline_time }}"
+)
+
+
+def task_failure_notifier() -> SlackWebhookNotifier:
+    """Slack post when a task fails after its retries (runs in the worker)."""
+    return SlackWebhookNotifier(slack_webhook_conn_id=ALERTS_CONN_ID, text=TASK_FAILED_TEXT)
+
+
+def dag_failure_notifier() -> SlackWebhookNotifier:
+    """Slack post when a DAG run fails (runs in the dag-processor)."""
+    return SlackWebhookNotifier(slack_webhook_conn_id=ALERTS_CONN_ID, text=DAG_FAILED_TEXT)
+
+
+def default_args(*, retries: int = 2, retry_delay: timedelta = timedelta(minutes=2)) -> dict[str, Any]:
+    """Task defaults: owner, retries with exponential backoff, a timeout and the failure alert."""
+    return {
+        "owner": OWNER,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=45),
+        "on_failure_callback": task_failure_notifier(),
+    }
+
+
+def deadline(interval: timedelta) -> DeadlineAlert:
+    """The SLA: alert in Slack when a run is not done ``interval`` after it was queued.
+
+    ``DAGRUN_QUEUED_AT`` works for manual runs too (their logical date is None, AIRFLOW3.md §1). The callback
+    runs in the triggerer.
+    """
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=interval,
+        callback=AsyncCallback(
+            SlackWebhookNotifier, kwargs={"slack_webhook_conn_id": ALERTS_CONN_ID, "text": DEADLINE_TEXT}
+        ),
+        name=f"done_within_{int(interval.total_seconds() // 60)}m",
+    )
+
+
+def window_params() -> dict[str, Param]:
+    """Optional params for a hand-picked window (ISO 8601, UTC); both or neither."""
+    return {
+        "window_start": Param(
+            None, type=["null", "string"], description="Window start (inclusive), ISO 8601"
+        ),
+        "window_end": Param(None, type=["null", "string"], description="Window end (exclusive), ISO 8601"),
+    }

@@ -1,0 +1,1 @@
+"""One hook per external system: ``<System>Hook`` in ``hooks/<system>.py``."""

@@ -1,0 +1,1 @@
+"""Generic operators shared by every source: extract pages to raw, load raw to core."""

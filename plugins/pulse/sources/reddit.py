@@ -1,0 +1,162 @@
+"""Reddit: which listings to page through, and how a listing page becomes documents (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pulse.sources.base import (
+    Document,
+    ItemError,
+    MalformedPageError,
+    ParseOutput,
+    Reason,
+    StoredPage,
+    Stream,
+    check_epoch,
+    check_int,
+    check_text,
+    rejected,
+)
+
+SOURCE = "reddit"
+PII_KEYS = frozenset({"author", "author_fullname", "author_flair_text", "author_flair_richtext"})
+_KINDS = {"t3": "post", "t1": "comment"}
+
+
+def plan_streams(config: Any, window: Any) -> list[Stream]:
+    """One stream per configured subreddit and listing (``new`` posts, newest ``comments``)."""
+    return [
+        Stream(key=f"{listing}:{sub}", endpoint=f"/r/{sub}/{listing}", params={"limit": config.page_size})
+        for sub in config.subreddits
+        for listing in config.listings
+    ]
+
+
+@dataclass(frozen=True)
+class ListingInfo:
+    children: list[Any]
+    after: str | None
+    oldest_created: float | None
+
+
+def listing_info(body: bytes | str) -> ListingInfo:
+    """Check that ``body`` is a Reddit Listing and return its children, cursor and oldest timestamp.
+
+    :raises MalformedPageError: bad JSON, an HTML page, or not a Listing envelope.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
+        raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "Listing" or not isinstance(doc.get("data"), dict):
+        raise MalformedPageError("body is JSON but not a Reddit Listing (no kind=Listing with data)")
+    children = doc["data"].get("children")
+    if not isinstance(children, list):
+        raise MalformedPageError("Listing has no data.children list")
+    after = doc["data"].get("after")
+    if after is not None and not isinstance(after, str):
+        raise MalformedPageError(f"Listing data.after is {after!r}, expected a string or null")
+    created = [
+        c["data"]["created_utc"]
+        for c in children
+        if isinstance(c, dict)
+        and isinstance(c.get("data"), dict)
+        and isinstance(c["data"].get("created_utc"), int | float)
+        and not isinstance(c["data"].get("created_utc"), bool)
+    ]
+    return ListingInfo(children=children, after=after, oldest_created=min(created) if created else None)
+
+
+def _external_id(kind: str, data: dict[str, Any]) -> str:
+    name, ident = data.get("name"), data.get("id")
+    if isinstance(name, str) and name.startswith(f"{kind}_") and len(name) > 3:
+        return name
+    if isinstance(ident, str) and ident:
+        return f"{kind}_{ident}"
+    raise ItemError(Reason.MISSING_ID, "neither name nor id is present")
+
+
+def parse_item(child: Any, pseudonymize: Callable[[str | None], str | None], now: datetime) -> Document:
+    """Turn one listing child into a document, or raise :class:`ItemError` with a reason."""
+    if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
+        raise ItemError(Reason.NOT_AN_OBJECT, "listing child is not an object with data")
+    kind_code = child.get("kind")
+    if kind_code not in _KINDS:
+        raise ItemError(Reason.BAD_FIELD, f"unsupported kind {kind_code!r}")
+    data = child["data"]
+    external_id = _external_id(kind_code, data)
+    created_at = check_epoch("created_utc", data.get("created_utc"), now)
+    is_post = kind_code == "t3"
+    title = check_text("title", data.get("title"), required=is_post) if is_post else None
+    body = check_text(
+        "selftext" if is_post else "body", data.get("selftext" if is_post else "body"), required=not is_post
+    )
+    permalink = check_text("permalink", data.get("permalink"))
+    author = data.get("author")
+    author_pseudonym = pseudonymize(author) if isinstance(author, str) and author != "[deleted]" else None
+    metrics = {
+        k: data[k]
+        for k in ("num_comments", "upvote_ratio", "ups", "downs")
+        if isinstance(data.get(k), int | float)
+    }
+    payload = {
+        k: data.get(k)
+        for k in (
+            "subreddit_id",
+            "permalink",
+            "over_18",
+            "is_self",
+            "domain",
+            "link_id",
+            "parent_id",
+            "stickied",
+        )
+        if data.get(k) is not None
+    }
+    if is_post and isinstance(data.get("url"), str):
+        payload["link_url"] = check_text("url", data["url"])
+    return Document(
+        source=SOURCE,
+        external_id=external_id,
+        kind=_KINDS[kind_code],
+        created_at=created_at,
+        channel=check_text("subreddit", data.get("subreddit")),
+        title=title,
+        body=body,
+        url=f"https://www.reddit.com{permalink}" if permalink else None,
+        author_pseudonym=author_pseudonym,
+        score=check_int("score", data.get("score")),
+        metrics=metrics,
+        payload=payload,
+    )
+
+
+def parse_page(
+    page: StoredPage, pseudonymize: Callable[[str | None], str | None], now: datetime
+) -> ParseOutput:
+    """Yield ``(item_index, Document | Rejected)`` for every child of a stored listing page."""
+    info = listing_info(page.body)
+    for index, child in enumerate(info.children):
+        try:
+            yield index, parse_item(child, pseudonymize, now)
+        except ItemError as exc:
+            yield index, rejected(index, exc, _known_id(child), child, PII_KEYS, pseudonymize)
+
+
+def _known_id(child: Any) -> str | None:
+    """The item's fullname when it can be told, for keying its quarantine row."""
+    if (
+        not isinstance(child, dict)
+        or not isinstance(child.get("data"), dict)
+        or child.get("kind") not in _KINDS
+    ):
+        return None
+    try:
+        return _external_id(child["kind"], child["data"])
+    except ItemError:
+        return None

@@ -1,0 +1,1 @@
+"""The PostgreSQL warehouse: connections, migrations, raw page store and the loader."""

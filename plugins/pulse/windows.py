@@ -1,0 +1,63 @@
+"""The data window of a run, in every way Airflow 3 can start one.
+
+* Scheduled runs of a ``CronTriggerTimetable(..., interval=...)`` carry ``[start, end)``: used as is.
+* A timetable without an interval gives a zero-length interval: the window becomes ``[end - default, end)``.
+* Manual runs from the UI, CLI or REST have no logical date and no data interval (AIRFLOW3.md §5): the
+  window ends at the run's ``run_after`` (to the minute) and reaches back ``default``.
+* ``params.window_start`` / ``params.window_end`` (ISO 8601) override everything, for a hand-picked window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.start >= self.end:
+            raise ValueError(f"empty window: {self.start.isoformat()} >= {self.end.isoformat()}")
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
+def resolve_window(context: Any, default: timedelta) -> Window:
+    """Return the window a task should fetch, from its Airflow context."""
+    params = context.get("params") or {}
+    p_start, p_end = _as_utc(params.get("window_start")), _as_utc(params.get("window_end"))
+    if p_start or p_end:
+        if not (p_start and p_end):
+            raise ValueError("give both params.window_start and params.window_end, or neither")
+        return Window(p_start, p_end)
+
+    start = _as_utc(context.get("data_interval_start"))
+    end = _as_utc(context.get("data_interval_end"))
+    if start is not None and end is not None:
+        return Window(start, end) if start < end else Window(end - default, end)
+
+    dag_run = context.get("dag_run")
+    run_after = _as_utc(getattr(dag_run, "run_after", None)) or datetime.now(tz=UTC)
+    end = run_after.replace(second=0, microsecond=0)
+    return Window(end - default, end)
