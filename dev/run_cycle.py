@@ -94,7 +94,7 @@ def run_cycle(api: Api, dag_ids: list[str], timeout: float = 1200) -> list[dict[
         time.sleep(3)
 
 
-def summary(runs: list[dict[str, Any]], seconds: float) -> str:
+def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -> str:
     import psycopg
 
     with psycopg.connect(**stack.warehouse_dsn()) as conn:
@@ -111,7 +111,12 @@ def summary(runs: list[dict[str, Any]], seconds: float) -> str:
             "SELECT source, count(*) FROM quality.quarantine GROUP BY 1 ORDER BY 1"
         ).fetchall()
     state = {r["dag_run_id"]: r["state"] for r in runs}
-    lines = ["", "=" * 100, f"Pulse cycle finished in {seconds:.0f} s", ""]
+    lines = [
+        "",
+        "=" * 100,
+        f"Pulse cycle: stack up in {up_seconds:.0f} s, DAG runs done {run_seconds:.0f} s after triggering",
+        "",
+    ]
     lines.append(
         f"{'dag / run':58} {'state':8} {'pages':>5} {'items':>6} {'loaded':>6} {'changed':>7} {'quar.':>5}"
     )
@@ -151,11 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
     try:
         stack.up()
+        t_up = time.time() - t0
+        print(f"[run] stack up in {t_up:.0f} s", flush=True)
         api = Api(f"http://{stack.HOST}:{stack.API_PORT}", stack.load_secrets()["airflow_admin_password"])
         dag_ids = ingest_dag_ids()
         wait_for_dags(api, dag_ids)
+        t1 = time.time()
         runs = run_cycle(api, dag_ids)
-        print(summary(runs, time.time() - t0), flush=True)
+        print(summary(runs, t_up, time.time() - t1), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:
             print("[run] some runs failed: see the UI or .local/airflow/logs/", file=sys.stderr)

@@ -457,19 +457,24 @@ def start_service(svc: Service, env: dict[str, str]) -> None:
     log(f"started {svc.name} (pid {proc.pid}, log .local/logs/{svc.name}.log)")
 
 
-def stop_service(name: str) -> None:
-    pid = running_pid(name)
-    if pid:
+def stop_services(names: list[str], grace: float = 15.0) -> None:
+    """SIGTERM every named service's process group at once, SIGKILL what is left after ``grace`` seconds."""
+    pids = {name: pid for name in names if (pid := running_pid(name))}
+    for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.time() + 20
-        while time.time() < deadline and _alive(pid):
-            time.sleep(0.3)
+    deadline = time.time() + grace
+    while time.time() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.3)
+    for name, pid in pids.items():
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        log(f"stopped {name}")
-    _pidfile(name).unlink(missing_ok=True)
+            log(f"killed {name} (did not stop within {grace:.0f}s)")
+        else:
+            log(f"stopped {name}")
+    for name in names:
+        _pidfile(name).unlink(missing_ok=True)
 
 
 def wait_http(url: str, timeout: float, what: str) -> None:
@@ -539,8 +544,7 @@ def up() -> dict[str, str]:
 
 
 def down() -> None:
-    for svc in reversed(services()):
-        stop_service(svc.name)
+    stop_services([svc.name for svc in reversed(services())])
     pg_down()
 
 

@@ -142,7 +142,9 @@ def slack() -> Iterator[Any]:
     from dev.slack_receiver import SlackReceiver
 
     receiver = SlackReceiver().start()
-    set_connection("slack_alerts", {"conn_type": "slackwebhook", "host": receiver.url, "password": "T0/B0/TEST"})
+    set_connection(
+        "slack_alerts", {"conn_type": "slackwebhook", "host": receiver.url, "password": "T0/B0/TEST"}
+    )
     yield receiver
     receiver.stop()
 

@@ -81,7 +81,8 @@ def test_forbidden_is_an_auth_error(hook: RedditHook, sim: Any) -> None:
 def test_slow_responses_time_out_and_are_retried(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = json.loads(os.environ["AIRFLOW_CONN_REDDIT_DEFAULT"])
     monkeypatch.setenv(
-        "AIRFLOW_CONN_REDDIT_SLOW", json.dumps({**conn, "extra": {**conn["extra"], "timeout": 0.3, "max_attempts": 2}})
+        "AIRFLOW_CONN_REDDIT_SLOW",
+        json.dumps({**conn, "extra": {**conn["extra"], "timeout": 0.3, "max_attempts": 2}}),
     )
     sim.configure({"reddit": {"latency_ms": 1500}})
     with pytest.raises(PageFetchError, match="network error"):

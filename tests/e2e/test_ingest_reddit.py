@@ -36,7 +36,9 @@ def _counts(db: Any) -> tuple[int, int, int]:
 
 
 def _snapshot(db: Any) -> dict[str, str]:
-    rows = db.execute("SELECT external_id, content_sha256 FROM core.documents WHERE source = 'reddit'").fetchall()
+    rows = db.execute(
+        "SELECT external_id, content_sha256 FROM core.documents WHERE source = 'reddit'"
+    ).fetchall()
     return dict(rows)
 
 
@@ -53,8 +55,14 @@ def test_every_served_item_is_loaded_or_quarantined(ingest: Any, db: Any, sim: A
     assert docs > 0 and quar > 0 and raw >= 4
     bad_served = {ident: v["bad"] for ident, v in served["served"].items() if v["bad"]}
     reasons = {r for (r,) in db.execute("SELECT DISTINCT reason_code FROM quality.quarantine").fetchall()}
-    assert reasons <= {"missing_id", "bad_timestamp", "future_timestamp", "text_nul_byte", "text_too_large",
-                       "missing_text"}
+    assert reasons <= {
+        "missing_id",
+        "bad_timestamp",
+        "future_timestamp",
+        "text_nul_byte",
+        "text_too_large",
+        "missing_text",
+    }
     assert len(reasons) >= 4, reasons
     assert quar == len(bad_served)
     # Bad items with an id are keyed by it; every good item is in core under its fullname.
@@ -62,7 +70,9 @@ def test_every_served_item_is_loaded_or_quarantined(ingest: Any, db: Any, sim: A
     in_core = {r[0] for r in db.execute("SELECT external_id FROM core.documents").fetchall()}
     assert in_core == good
 
-    run = db.execute("SELECT pages, items, loaded, quarantined, window_start, window_end FROM ops.ingest_runs").fetchone()
+    run = db.execute(
+        "SELECT pages, items, loaded, quarantined, window_start, window_end FROM ops.ingest_runs"
+    ).fetchone()
     assert run[2] == docs and run[3] == quar
     assert run[4].isoformat() == WINDOW[0] and run[5].isoformat() == WINDOW[1]
 
@@ -95,7 +105,8 @@ def test_authors_are_pseudonymised_outside_raw(ingest: Any, db: Any) -> None:
             raw_authors.add(child["data"]["author"])
     assert raw_authors
     core_text = " ".join(
-        json.dumps(r) for r in db.execute("SELECT author_pseudonym, payload, metrics FROM core.documents").fetchall()
+        json.dumps(r)
+        for r in db.execute("SELECT author_pseudonym, payload, metrics FROM core.documents").fetchall()
     )
     assert not any(a in core_text for a in raw_authors)
     pseudonyms = {r[0] for r in db.execute("SELECT author_pseudonym FROM core.documents").fetchall()}
@@ -122,7 +133,14 @@ def test_throttling_and_5xx_burst_end_with_the_same_rows(ingest: Any, db: Any, s
     clean = _snapshot(db)
     truncate_warehouse(db)
     sim.reset()
-    sim.configure({"reddit": {"rate_limit": {"count": 2, "retry_after": 1}, "server_errors": {"count": 4, "status": 503}}})
+    sim.configure(
+        {
+            "reddit": {
+                "rate_limit": {"count": 2, "retry_after": 1},
+                "server_errors": {"count": 4, "status": 503},
+            }
+        }
+    )
     assert ingest().state == "success"
     by_status = sim.stats()["reddit"]["by_status"]
     assert by_status.get("429") == 2 and by_status.get("503") == 4

@@ -26,9 +26,19 @@ def _page(body: Any) -> StoredPage:
 
 
 def _post(**over: Any) -> dict[str, Any]:
-    data = {"id": "abc", "name": "t3_abc", "title": "Hello", "selftext": "body", "author": "alice",
-            "subreddit": "python", "created_utc": 1764320000.0, "permalink": "/r/python/comments/abc/hello/",
-            "score": 5, "num_comments": 2, "url": "https://example.com"}
+    data = {
+        "id": "abc",
+        "name": "t3_abc",
+        "title": "Hello",
+        "selftext": "body",
+        "author": "alice",
+        "subreddit": "python",
+        "created_utc": 1764320000.0,
+        "permalink": "/r/python/comments/abc/hello/",
+        "score": 5,
+        "num_comments": 2,
+        "url": "https://example.com",
+    }
     data.update(over)
     return {"kind": "t3", "data": {k: v for k, v in data.items() if v is not ...}}
 
@@ -38,8 +48,9 @@ def _listing(*children: Any) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(not PAYLOADS.exists(), reason="../shared/payloads/reddit is not present")
-@pytest.mark.parametrize("name", ["subreddit_new_askreddit.json", "subreddit_hot_popular.json",
-                                  "subreddit_comments_stream.json"])
+@pytest.mark.parametrize(
+    "name", ["subreddit_new_askreddit.json", "subreddit_hot_popular.json", "subreddit_comments_stream.json"]
+)
 def test_real_listings_parse_completely(name: str) -> None:
     body = json.loads((PAYLOADS / name).read_text())
     out = [o for _, o in parse_page(_page(body), PSEUDO, datetime(2026, 12, 1, tzinfo=UTC))]
@@ -56,7 +67,13 @@ def test_real_listings_parse_completely(name: str) -> None:
 def test_post_fields() -> None:
     [(_, doc)] = list(parse_page(_page(_listing(_post())), PSEUDO, NOW))
     assert isinstance(doc, Document)
-    assert (doc.external_id, doc.kind, doc.title, doc.body, doc.score) == ("t3_abc", "post", "Hello", "body", 5)
+    assert (doc.external_id, doc.kind, doc.title, doc.body, doc.score) == (
+        "t3_abc",
+        "post",
+        "Hello",
+        "body",
+        5,
+    )
     assert doc.url == "https://www.reddit.com/r/python/comments/abc/hello/"
     assert doc.author_pseudonym == PSEUDO("alice") != "alice"
     assert doc.metrics == {"num_comments": 2}
@@ -75,7 +92,11 @@ def test_post_fields() -> None:
     ],
 )
 def test_bad_items_are_rejected_with_a_reason(override: dict[str, Any], reason: Reason) -> None:
-    out = list(parse_page(_page(_listing(_post(), _post(**{"id": "zzz", "name": "t3_zzz", **override}))), PSEUDO, NOW))
+    out = list(
+        parse_page(
+            _page(_listing(_post(), _post(**{"id": "zzz", "name": "t3_zzz", **override}))), PSEUDO, NOW
+        )
+    )
     assert isinstance(out[0][1], Document)
     rej = out[1][1]
     assert isinstance(rej, Rejected) and rej.reason == reason
@@ -92,8 +113,15 @@ def test_non_object_child_is_rejected_not_crashing() -> None:
     assert isinstance(out[1][1], Document)
 
 
-@pytest.mark.parametrize("body", [b"<html>502</html>", b'{"kind": "Listing", "data": {"chil', b'{"error": 500}',
-                                  b'{"kind": "Listing", "data": {"children": {}}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>502</html>",
+        b'{"kind": "Listing", "data": {"chil',
+        b'{"error": 500}',
+        b'{"kind": "Listing", "data": {"children": {}}}',
+    ],
+)
 def test_malformed_pages_are_refused(body: bytes) -> None:
     with pytest.raises(MalformedPageError):
         listing_info(body)

@@ -11,9 +11,13 @@ H = timedelta(hours=1)
 
 
 def test_scheduled_run_uses_its_data_interval() -> None:
-    ctx = {"data_interval_start": datetime(2026, 11, 28, 10, tzinfo=UTC),
-           "data_interval_end": datetime(2026, 11, 28, 11, tzinfo=UTC)}
-    assert resolve_window(ctx, H) == Window(datetime(2026, 11, 28, 10, tzinfo=UTC), datetime(2026, 11, 28, 11, tzinfo=UTC))
+    ctx = {
+        "data_interval_start": datetime(2026, 11, 28, 10, tzinfo=UTC),
+        "data_interval_end": datetime(2026, 11, 28, 11, tzinfo=UTC),
+    }
+    assert resolve_window(ctx, H) == Window(
+        datetime(2026, 11, 28, 10, tzinfo=UTC), datetime(2026, 11, 28, 11, tzinfo=UTC)
+    )
 
 
 def test_zero_length_interval_reaches_back_the_default() -> None:
@@ -30,14 +34,22 @@ def test_manual_run_without_logical_date_ends_at_run_after() -> None:
 
 
 def test_params_override_everything() -> None:
-    ctx = {"params": {"window_start": "2026-11-01T00:00:00Z", "window_end": "2026-11-02T00:00:00+00:00"},
-           "data_interval_start": datetime(2026, 11, 28, tzinfo=UTC), "data_interval_end": datetime(2026, 11, 28, 1, tzinfo=UTC)}
+    ctx = {
+        "params": {"window_start": "2026-11-01T00:00:00Z", "window_end": "2026-11-02T00:00:00+00:00"},
+        "data_interval_start": datetime(2026, 11, 28, tzinfo=UTC),
+        "data_interval_end": datetime(2026, 11, 28, 1, tzinfo=UTC),
+    }
     w = resolve_window(ctx, H)
-    assert (w.start.isoformat(), w.end.isoformat()) == ("2026-11-01T00:00:00+00:00", "2026-11-02T00:00:00+00:00")
+    assert (w.start.isoformat(), w.end.isoformat()) == (
+        "2026-11-01T00:00:00+00:00",
+        "2026-11-02T00:00:00+00:00",
+    )
 
 
 def test_half_given_or_empty_windows_are_refused() -> None:
     with pytest.raises(ValueError, match="both"):
         resolve_window({"params": {"window_start": "2026-11-01T00:00:00Z"}}, H)
     with pytest.raises(ValueError, match="empty window"):
-        resolve_window({"params": {"window_start": "2026-11-02T00:00:00Z", "window_end": "2026-11-01T00:00:00Z"}}, H)
+        resolve_window(
+            {"params": {"window_start": "2026-11-02T00:00:00Z", "window_end": "2026-11-01T00:00:00Z"}}, H
+        )

@@ -59,7 +59,7 @@ def _timeout_session_class() -> type:
     return TimeoutSession
 
 
-def _TimeoutSession(timeout: float) -> requests.Session:  # noqa: N802 (a factory standing in for a class)
+def _TimeoutSession(timeout: float) -> requests.Session:
     return _timeout_session_class()(timeout)
 
 
@@ -103,7 +103,6 @@ class RedditHook(BaseHook):
     def client(self) -> praw.Reddit:
         """The praw client, built on first use from the connection."""
         import praw
-        import requests
 
         conn = self.get_connection(self.reddit_conn_id)
         extra = conn.extra_dejson
