@@ -415,6 +415,9 @@ def _pidfile(name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that has exited: reap it
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
