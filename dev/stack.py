@@ -301,6 +301,11 @@ def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
             "password": "sim-client-secret",
             "extra": {"user_agent": "pulse/0.1 (local stack)", "timeout": 10},
         },
+        "x_default": {"conn_type": "generic", "host": sim, "password": "sim-x-bearer-token"},
+        "newsapi_default": {"conn_type": "http", "host": sim, "password": "sim-newsapi-key"},
+        "alphavantage_default": {"conn_type": "generic", "host": sim, "password": "sim-alphavantage-key"},
+        "openweathermap_default": {"conn_type": "generic", "host": sim, "password": "sim-owm-key"},
+        "github_default": {"conn_type": "github", "host": sim, "password": "sim-github-token"},
         "slack_alerts": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/ALERTS"},
         "pulse_pseudonym": {"conn_type": "generic", "password": sec["pseudonym_key"]},
     }

@@ -122,6 +122,16 @@ def simulator() -> Iterator[Any]:
             "extra": {"user_agent": "pulse-tests/0.1", "timeout": 5, "max_attempts": 4, "backoff": 0.2},
         },
     )
+    # The other sources: same conventions as dev/stack.py, fast retries for tests.
+    fast = {"timeout": 5, "max_attempts": 4, "backoff": 0.2}
+    for conn_id, conn_type, secret in (
+        ("x_default", "generic", "sim-x-bearer-token"),
+        ("newsapi_default", "http", "sim-newsapi-key"),
+        ("alphavantage_default", "generic", "sim-alphavantage-key"),
+        ("openweathermap_default", "generic", "sim-owm-key"),
+        ("github_default", "github", "sim-github-token"),
+    ):
+        set_connection(conn_id, {"conn_type": conn_type, "host": sim.url, "password": secret, "extra": fast})
     yield sim
     sim.stop()
 

@@ -32,12 +32,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 # Modules imported by every SimulatorServer so that their sources register themselves.
 # Adding an API to the simulator = one module with a Source subclass + one line here.
-SOURCE_MODULES: tuple[str, ...] = ("dev.simulator.reddit",)
+#: One module per simulated API, found by file name: ``dev/simulator/<source>.py``.
+_NOT_SOURCES = {"__init__", "__main__", "core"}
+SOURCE_MODULES: tuple[str, ...] = tuple(
+    f"dev.simulator.{p.stem}"
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py"))
+    if p.stem not in _NOT_SOURCES and not p.stem.startswith("_")
+)
 
 _REGISTRY: dict[str, type[Source]] = {}
 

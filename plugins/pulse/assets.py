@@ -9,3 +9,17 @@ CORE_DOCUMENTS = Asset(
     uri="postgres://warehouse:5432/warehouse/core/documents",
     group="core",
 )
+
+MARKET_BARS = Asset(
+    name="core_market_bars", uri="postgres://warehouse:5432/warehouse/core/market_bars", group="core"
+)
+WEATHER_OBSERVATIONS = Asset(
+    name="core_weather_observations",
+    uri="postgres://warehouse:5432/warehouse/core/weather_observations",
+    group="core",
+)
+GITHUB_REPO_SNAPSHOTS = Asset(
+    name="core_github_repo_snapshots",
+    uri="postgres://warehouse:5432/warehouse/core/github_repo_snapshots",
+    group="core",
+)

@@ -1,34 +1,30 @@
-"""The declarative source configuration (``include/sources.yaml``), read at task run time and validated."""
+"""The declarative source configuration (``include/sources.yaml``), read at task run time and validated.
+
+Each source's parser module defines ``parse_config(entry, where)`` returning its typed settings; the helpers
+here give every source the same error messages, which name the bad entry (``x.queries[2]: ...``).
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "include" / "sources.yaml"
-_NAME = re.compile(r"^[A-Za-z0-9_]{2,50}$")
+NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
 class ConfigError(ValueError):
     """The sources file has a bad entry; the message names it."""
 
 
-@dataclass(frozen=True)
-class RedditConfig:
-    conn_id: str
-    subreddits: tuple[str, ...]
-    listings: tuple[str, ...]
-    page_size: int
-
-
 def sources_file() -> Path:
     return Path(os.environ.get("PULSE_SOURCES_FILE", DEFAULT_FILE))
 
 
-def _load(path: Path | None = None) -> dict[str, Any]:
+def load_all(path: Path | None = None) -> dict[str, Any]:
+    """The raw mapping of the sources file."""
     import yaml
 
     path = path or sources_file()
@@ -41,39 +37,57 @@ def _load(path: Path | None = None) -> dict[str, Any]:
     return data
 
 
-def _reddit(entry: Any, where: str) -> RedditConfig:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    unknown = set(entry) - {"conn_id", "subreddits", "listings", "page_size"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    subs = entry.get("subreddits")
-    if not isinstance(subs, list) or not subs:
-        raise ConfigError(f"{where}.subreddits: expected a non-empty list")
-    for i, sub in enumerate(subs):
-        if not isinstance(sub, str) or not _NAME.match(sub):
-            raise ConfigError(f"{where}.subreddits[{i}]: {sub!r} is not a subreddit name")
-    listings = entry.get("listings", ["new"])
-    for i, listing in enumerate(listings):
-        if listing not in ("new", "comments"):
-            raise ConfigError(f"{where}.listings[{i}]: {listing!r} is not one of new, comments")
-    page_size = entry.get("page_size", 100)
-    if not isinstance(page_size, int) or not 1 <= page_size <= 100:
-        raise ConfigError(f"{where}.page_size: {page_size!r} must be an integer from 1 to 100")
-    return RedditConfig(
-        conn_id=str(entry.get("conn_id", "reddit_default")),
-        subreddits=tuple(subs),
-        listings=tuple(listings),
-        page_size=page_size,
-    )
-
-
-_PARSERS = {"reddit": _reddit}
-
-
 def load_source_config(source: str, path: Path | None = None) -> Any:
     """Return the validated settings of ``source`` from the sources file."""
-    data = _load(path)
+    from pulse.sources.base import get_source
+
+    data = load_all(path)
     if source not in data:
         raise ConfigError(f"{path or sources_file()}: no entry for source {source!r}")
-    return _PARSERS[source](data[source], f"{source}")
+    return get_source(source).parser_module().parse_config(data[source], source)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def mapping(entry: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    """Check that ``entry`` is a mapping with only ``allowed`` keys."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    unknown = set(entry) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    return entry
+
+
+def str_list(
+    entry: dict[str, Any],
+    key: str,
+    where: str,
+    *,
+    pattern: re.Pattern[str] | None = NAME,
+    choices: set[str] | None = None,
+    required: bool = True,
+    default: list[str] | None = None,
+) -> tuple[str, ...]:
+    """A non-empty list of strings, each matching ``pattern`` or one of ``choices``."""
+    value = entry.get(key, default)
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}.{key}: expected a non-empty list")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}.{key}[{i}]: {item!r} is not text")
+        if choices is not None and item not in choices:
+            raise ConfigError(f"{where}.{key}[{i}]: {item!r} is not one of {', '.join(sorted(choices))}")
+        if choices is None and pattern is not None and not pattern.match(item):
+            raise ConfigError(f"{where}.{key}[{i}]: {item!r} is not a valid name")
+    return tuple(value)
+
+
+def int_in(entry: dict[str, Any], key: str, where: str, low: int, high: int, default: int) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where}.{key}: {value!r} must be an integer from {low} to {high}")
+    return value

@@ -20,7 +20,7 @@ SOURCE_TAGS = frozenset({"reddit", "x", "newsapi", "alphavantage", "openweatherm
 TAGS = LAYER_TAGS | SOURCE_TAGS
 
 #: Pools the DAGs may use; airflow_settings.yaml declares the same ones.
-POOLS = frozenset({"default_pool", "reddit_api"})
+POOLS = frozenset({"default_pool"} | {f"{source}_api" for source in SOURCE_TAGS})
 
 TASK_FAILED_TEXT = (
     ":red_circle: *Task failed after {{ ti.try_number }} tries*: `{{ ti.dag_id }}.{{ ti.task_id }}`\n"

@@ -11,7 +11,8 @@ from airflow.sdk import BaseOperator
 class LoadRawToCoreOperator(BaseOperator):
     """Parse and validate every valid raw page of this run, then load it.
 
-    Good items are upserted into ``core.documents`` (re-runs and backfills give the same rows); every item
+    Text items are upserted into ``core.documents`` and numeric facts into their ``core`` fact tables
+    (re-runs and backfills give the same rows); every item
     that fails parsing or validation goes to ``quality.quarantine`` with a reason code, and the rest of its
     page loads. Reads only from the warehouse, so it can be re-run after a parser fix without calling the API.
 
@@ -32,9 +33,9 @@ class LoadRawToCoreOperator(BaseOperator):
 
         from pulse.ops import record_load
         from pulse.privacy import make_pseudonymizer
-        from pulse.sources.base import Document, get_source
+        from pulse.sources.base import Document, Fact, get_source
         from pulse.warehouse.db import connect
-        from pulse.warehouse.loader import quarantine, resolve_quarantined, upsert_documents
+        from pulse.warehouse.loader import quarantine, resolve_quarantined, upsert_documents, upsert_facts
         from pulse.warehouse.raw import RawStore
 
         spec = get_source(self.source)
@@ -43,15 +44,26 @@ class LoadRawToCoreOperator(BaseOperator):
         run_id = context["run_id"]
         now = datetime.now(tz=UTC)
         docs: list[tuple[Any, int]] = []
+        facts: list[tuple[Any, int]] = []
         rejected: list[tuple[Any, int]] = []
         with connect() as conn:
             pages = RawStore(conn).valid_pages(self.source, run_id)
             for page in pages:
                 for _index, out in parser.parse_page(page, pseudonymize, now):
-                    (docs if isinstance(out, Document) else rejected).append((out, page.id))
+                    if isinstance(out, Document):
+                        docs.append((out, page.id))
+                    elif isinstance(out, Fact):
+                        facts.append((out, page.id))
+                    else:
+                        rejected.append((out, page.id))
             result = upsert_documents(conn, docs, run_id)
+            fact_result = upsert_facts(conn, facts, run_id)
+            result.loaded += fact_result.loaded
+            result.changed += fact_result.changed
             result.quarantined = quarantine(conn, self.source, rejected, run_id)
             resolve_quarantined(conn, self.source, [doc.external_id for doc, _ in docs])
+            # (facts are keyed by their table key, not an external id: their quarantine rows stay open
+            # until a replay resolves them)
             record_load(conn, context["dag"].dag_id, run_id, result)
         summary = {"loaded": result.loaded, "changed": result.changed, "quarantined": result.quarantined}
         self.log.info("%s: %d pages -> %s", self.source, len(pages), summary)

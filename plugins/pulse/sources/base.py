@@ -142,6 +142,66 @@ class Document:
         return hashlib.sha256(blob.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
+#: Fact tables, their key columns and value columns (lineage columns are added by the loader).
+FACT_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "core.market_bars": (
+        ("symbol", "market", "interval", "ts"),
+        ("source", "asset_class", "open", "high", "low", "close", "volume"),
+    ),
+    "core.weather_observations": (
+        ("city", "kind", "valid_at"),
+        (
+            "source",
+            "country",
+            "lat",
+            "lon",
+            "issued_at",
+            "temp_c",
+            "feels_like_c",
+            "pressure_hpa",
+            "humidity_pct",
+            "wind_speed_ms",
+            "wind_deg",
+            "clouds_pct",
+            "rain_mm",
+            "condition",
+            "description",
+        ),
+    ),
+    "core.github_repo_snapshots": (
+        ("repo", "snapshot_at"),
+        ("source", "stars", "forks", "watchers", "open_issues", "size_kb", "language", "pushed_at"),
+    ),
+}
+
+
+@dataclass
+class Fact:
+    """A row of one of the numeric fact tables in :data:`FACT_TABLES`.
+
+    ``values`` holds every key and value column of the table (``None`` where the source has no value).
+    """
+
+    table: str
+    values: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        keys, cols = FACT_TABLES[self.table]
+        missing = set(keys) - {k for k, v in self.values.items() if v is not None}
+        if missing:
+            raise ValueError(f"{self.table} row lacks key columns {sorted(missing)}")
+        unknown = set(self.values) - set(keys) - set(cols)
+        if unknown:
+            raise ValueError(f"{self.table} has no columns {sorted(unknown)}")
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.table, *(self.values[k] for k in FACT_TABLES[self.table][0]))
+
+    def content_hash(self) -> str:
+        blob = json.dumps(self.values, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
 @dataclass
 class Rejected:
     """An item that goes to ``quality.quarantine``."""
@@ -173,7 +233,7 @@ def rejected(
     )
 
 
-ParseOutput = Iterator[tuple[int, Document | Rejected]]
+ParseOutput = Iterator[tuple[int, Document | Fact | Rejected]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,7 +313,7 @@ class SourceSpec:
 
     name: str
     hook: str  # "module:Class"
-    parser: str  # module with plan_streams(config, window) and parse_page(page, pseudonymize, now)
+    parser: str  # module with parse_config(entry, where), plan_streams(config, window), parse_page(...)
     default_conn_id: str
     default_window: timedelta
 
@@ -265,14 +325,28 @@ class SourceSpec:
         return importlib.import_module(self.parser)
 
 
+def _spec(name: str, hook: str, window: timedelta) -> SourceSpec:
+    return SourceSpec(
+        name=name,
+        hook=f"pulse.hooks.{name}:{hook}",
+        parser=f"pulse.sources.{name}",
+        default_conn_id=f"{name}_default",
+        default_window=window,
+    )
+
+
+#: Every source: hook in ``pulse/hooks/<name>.py``, parser in ``pulse/sources/<name>.py``, DAG
+#: ``dags/ingest_<name>.py``, connection ``<name>_default``, pool ``<name>_api``.
 SOURCES: dict[str, SourceSpec] = {
-    "reddit": SourceSpec(
-        name="reddit",
-        hook="pulse.hooks.reddit:RedditHook",
-        parser="pulse.sources.reddit",
-        default_conn_id="reddit_default",
-        default_window=timedelta(hours=1),
-    ),
+    spec.name: spec
+    for spec in (
+        _spec("reddit", "RedditHook", timedelta(hours=1)),
+        _spec("x", "XHook", timedelta(hours=1)),
+        _spec("newsapi", "NewsApiHook", timedelta(hours=1)),
+        _spec("alphavantage", "AlphaVantageHook", timedelta(days=1)),
+        _spec("openweathermap", "OpenWeatherMapHook", timedelta(hours=1)),
+        _spec("github", "GithubSourceHook", timedelta(hours=1)),
+    )
 }
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pulse.config import int_in, mapping, str_list
 from pulse.sources.base import (
     Document,
     ItemError,
@@ -23,11 +25,33 @@ from pulse.sources.base import (
 )
 
 SOURCE = "reddit"
+_SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,50}$")
+
+
+@dataclass(frozen=True)
+class RedditConfig:
+    conn_id: str
+    subreddits: tuple[str, ...]
+    listings: tuple[str, ...]
+    page_size: int
+
+
+def parse_config(entry: Any, where: str) -> RedditConfig:
+    """Validate the ``reddit`` entry of ``include/sources.yaml``."""
+    entry = mapping(entry, where, {"conn_id", "subreddits", "listings", "page_size"})
+    return RedditConfig(
+        conn_id=str(entry.get("conn_id", "reddit_default")),
+        subreddits=str_list(entry, "subreddits", where, pattern=_SUBREDDIT),
+        listings=str_list(entry, "listings", where, choices={"new", "comments"}, default=["new"]),
+        page_size=int_in(entry, "page_size", where, 1, 100, 100),
+    )
+
+
 PII_KEYS = frozenset({"author", "author_fullname", "author_flair_text", "author_flair_richtext"})
 _KINDS = {"t3": "post", "t1": "comment"}
 
 
-def plan_streams(config: Any, window: Any) -> list[Stream]:
+def plan_streams(config: RedditConfig, window: Any) -> list[Stream]:
     """One stream per configured subreddit and listing (``new`` posts, newest ``comments``)."""
     return [
         Stream(key=f"{listing}:{sub}", endpoint=f"/r/{sub}/{listing}", params={"limit": config.page_size})

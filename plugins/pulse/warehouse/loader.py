@@ -12,10 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pulse.sources.base import FACT_TABLES
+
 if TYPE_CHECKING:
     import psycopg
 
-    from pulse.sources.base import Document, Rejected
+    from pulse.sources.base import Document, Fact, Rejected
 
 DOC_COLUMNS = (
     "source",
@@ -98,6 +100,55 @@ def upsert_documents(
             )
             result.loaded += int(staged[0]) if staged else 0
             result.changed += cur.rowcount
+    return result
+
+
+def upsert_facts(
+    conn: psycopg.Connection[Any],
+    facts: Sequence[tuple[Fact, int]],
+    dag_run_id: str,
+    batch_size: int = 10_000,
+) -> LoadResult:
+    """Upsert ``(fact, raw_response_id)`` pairs into their fact tables, the same way as documents:
+    COPY to a stage, keep the latest copy of each key, rewrite only rows whose content changed."""
+    result = LoadResult()
+    by_table: dict[str, list[tuple[Fact, int]]] = {}
+    for fact, raw_id in facts:
+        by_table.setdefault(fact.table, []).append((fact, raw_id))
+    for table, rows in by_table.items():
+        keys, values = FACT_TABLES[table]
+        cols = (*keys, *values, "content_sha256", "raw_response_id", "dag_run_id")
+        col_sql = ", ".join(cols)
+        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in keys)
+        for batch in _batches(rows, batch_size):
+            with conn.transaction():
+                conn.execute(
+                    f"CREATE TEMP TABLE stage_facts (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+                )
+                with conn.cursor() as cur, cur.copy(f"COPY stage_facts ({col_sql}) FROM STDIN") as copy:
+                    for fact, raw_id in batch:
+                        copy.write_row(
+                            (
+                                *(fact.values.get(c) for c in (*keys, *values)),
+                                fact.content_hash(),
+                                raw_id,
+                                dag_run_id,
+                            )
+                        )
+                staged = conn.execute(
+                    f"SELECT count(DISTINCT ({', '.join(keys)})) FROM stage_facts"
+                ).fetchone()
+                cur = conn.execute(
+                    f"""
+                    INSERT INTO {table} AS t ({col_sql})
+                    SELECT DISTINCT ON ({", ".join(keys)}) {col_sql} FROM stage_facts
+                    ORDER BY {", ".join(keys)}, raw_response_id DESC
+                    ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {update}, loaded_at = now()
+                    WHERE t.content_sha256 IS DISTINCT FROM EXCLUDED.content_sha256
+                    """
+                )
+                result.loaded += int(staged[0]) if staged else 0
+                result.changed += cur.rowcount
     return result
 
 
