@@ -101,7 +101,8 @@ def db(warehouse: dict[str, Any]) -> Iterator[Any]:
 
 def truncate_warehouse(conn: Any) -> None:
     conn.execute(
-        "TRUNCATE raw.api_responses, core.documents, quality.quarantine, ops.ingest_runs RESTART IDENTITY"
+        "TRUNCATE raw.api_responses, core.documents, core.market_bars, core.weather_observations, "
+        "core.github_repo_snapshots, quality.quarantine, ops.ingest_runs RESTART IDENTITY"
     )
 
 

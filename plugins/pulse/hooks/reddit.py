@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from pulse.sources.base import MalformedPageError, Page, SourceAuthError, Stream
+from pulse.sources.base import MalformedPageError, Page, PageFetchError, SourceAuthError, Stream
 from pulse.sources.reddit import listing_info
 
 if TYPE_CHECKING:
@@ -61,10 +61,6 @@ def _timeout_session_class() -> type:
 
 def _TimeoutSession(timeout: float) -> requests.Session:
     return _timeout_session_class()(timeout)
-
-
-class PageFetchError(RuntimeError):
-    """A page could not be fetched after every attempt (throttling, 5xx, timeouts)."""
 
 
 class RedditHook(BaseHook):

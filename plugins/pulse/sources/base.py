@@ -53,6 +53,10 @@ class MalformedPageError(RuntimeError):
         self.page = page
 
 
+class PageFetchError(RuntimeError):
+    """A page could not be fetched after every attempt (throttling, 5xx, timeouts) or was refused (4xx)."""
+
+
 class SourceAuthError(RuntimeError):
     """The source rejected the connection's credentials (HTTP 401/403): retrying cannot help."""
 
@@ -272,6 +276,42 @@ def check_epoch(name: str, value: Any, now: datetime) -> datetime:
     if ts > now + FUTURE_TOLERANCE:
         raise ItemError(Reason.FUTURE_TIMESTAMP, f"{name} {ts.isoformat()} is after {now.isoformat()}")
     return ts
+
+
+def check_iso(name: str, value: Any, now: datetime, *, required: bool = True) -> datetime | None:
+    """Validate an ISO 8601 timestamp string (``Z`` or an offset; naive means UTC), not in the future."""
+    if value is None or value == "":
+        if required:
+            raise ItemError(Reason.BAD_TIMESTAMP, f"{name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} is {value!r}, expected an ISO 8601 string")
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} {value!r} is not ISO 8601") from exc
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    if ts > now + FUTURE_TOLERANCE:
+        raise ItemError(Reason.FUTURE_TIMESTAMP, f"{name} {ts.isoformat()} is after {now.isoformat()}")
+    return ts.astimezone(UTC)
+
+
+def check_number(name: str, value: Any, *, required: bool = False) -> float | None:
+    """A finite number, also accepted as a numeric string (Alpha Vantage sends "123.45")."""
+    if value is None or value == "":
+        if required:
+            raise ItemError(Reason.BAD_FIELD, f"{name} is missing")
+        return None
+    if isinstance(value, bool):
+        raise ItemError(Reason.BAD_FIELD, f"{name} is {value!r}, expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ItemError(Reason.BAD_FIELD, f"{name} is {value!r}, expected a number") from exc
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ItemError(Reason.BAD_FIELD, f"{name} is not finite")
+    return number
 
 
 def check_int(name: str, value: Any) -> int | None:
