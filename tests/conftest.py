@@ -102,7 +102,8 @@ def db(warehouse: dict[str, Any]) -> Iterator[Any]:
 def truncate_warehouse(conn: Any) -> None:
     conn.execute(
         "TRUNCATE raw.api_responses, core.documents, core.market_bars, core.weather_observations, "
-        "core.github_repo_snapshots, quality.quarantine, ops.ingest_runs RESTART IDENTITY"
+        "core.github_repo_snapshots, quality.quarantine, quality.source_health, ops.ingest_runs, ops.coverage, "
+        "ops.api_budget RESTART IDENTITY"
     )
 
 

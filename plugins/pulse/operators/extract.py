@@ -2,10 +2,78 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pulse.sources.base import Stream
+    from pulse.windows import Window
+
+#: Waits for a quota bucket shorter than this are slept through; longer ones end the run with a gap.
+MAX_BUDGET_WAIT = timedelta(seconds=90)
+
+
+def is_final_try(context: Any, exc: BaseException) -> bool:
+    """True when no retry follows this failure (the run fails), for the circuit breaker's count."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if isinstance(exc, AirflowFailException):
+        return True
+    ti = context.get("ti")
+    max_tries = getattr(ti, "max_tries", None)
+    return max_tries is not None and int(getattr(ti, "try_number", 1)) > int(max_tries)
+
+
+class SourceGuard:
+    """Circuit breaker and alerts shared by the ingest operators of one source."""
+
+    def __init__(self, conn: psycopg.Connection[Any], source: str) -> None:
+        from pulse.breaker import Breaker, BreakerSettings
+        from pulse.config import load_all
+
+        self.source = source
+        self.breaker = Breaker(conn, source, BreakerSettings.from_config(load_all()))
+
+    def check(self) -> None:
+        """Skip the run while the source's circuit is open."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pulse.breaker import CircuitOpen
+
+        try:
+            self.breaker.check()
+        except CircuitOpen as exc:
+            raise AirflowSkipException(str(exc)) from exc
+
+    def failed(self, context: Any, exc: BaseException) -> None:
+        if not is_final_try(context, exc):
+            return
+        if self.breaker.record_failure(f"{type(exc).__name__}: {exc}"):
+            self._alert_open(context, exc)
+
+    def _alert_open(self, context: Any, exc: BaseException) -> None:
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        from pulse.dag_defaults import ALERTS_CONN_ID
+
+        settings = self.breaker.settings
+        text = (
+            f":no_entry: *Circuit opened for source `{self.source}`* after {settings.failures} failed runs; "
+            f"its runs skip for {int(settings.cool_down.total_seconds() // 60)} min, then one run tries again.\n"
+            f"*Last run*: {context.get('run_id')}\n*Last error*: {str(exc)[:500]}"
+        )
+        try:
+            SlackWebhookHook(slack_webhook_conn_id=ALERTS_CONN_ID).send(text=text)
+        except Exception:  # an alert failure must not hide the task's own error
+            import logging
+
+            logging.getLogger(__name__).exception("could not post the circuit-breaker alert")
 
 
 class ExtractToRawOperator(BaseOperator):
@@ -16,9 +84,15 @@ class ExtractToRawOperator(BaseOperator):
     page, and skips streams already complete. Rejected credentials fail the task at once (no retries); a
     page that stays malformed fails it with the page kept in raw as evidence.
 
+    Before each page one call is taken from the source's persisted budget (``pulse.budget``): a short wait
+    for the next quota bucket is slept through, a long one ends the run cleanly with what it has and records
+    the rest as a ``budget_exhausted`` gap in ``ops.coverage``. Windows older than the API's reach (the
+    parser module's optional ``reach(stream)``) are recorded as ``beyond_reach`` gaps instead of fetched.
+    While the source's circuit breaker is open, the task skips.
+
     :param source: source name in :data:`pulse.sources.base.SOURCES` (templated).
     :param conn_id: connection to use instead of the one in ``include/sources.yaml`` (templated).
-    :return: to XCom, ``{"window": [start, end], "pages": n, "items": n}`` for the whole run so far.
+    :return: to XCom, ``{"window": [start, end], "pages": n, "items": n, "gaps": n}`` for the whole run.
     """
 
     template_fields: Sequence[str] = ("source", "conn_id")
@@ -30,21 +104,36 @@ class ExtractToRawOperator(BaseOperator):
         self.conn_id = conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from pulse.warehouse.db import connect
+
+        with connect() as conn:
+            guard = SourceGuard(conn, self.source)
+            guard.check()
+            try:
+                return self._extract(conn, context)
+            except BaseException as exc:
+                guard.failed(context, exc)
+                raise
+
+    def _extract(self, conn: psycopg.Connection[Any], context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-        from pulse.config import load_source_config
+        from pulse import coverage
+        from pulse.budget import Budget, budgets_from_config
+        from pulse.config import load_all, load_source_config
         from pulse.ops import record_extract
         from pulse.sources.base import MalformedPageError, SourceAuthError, get_source
-        from pulse.warehouse.db import connect
         from pulse.warehouse.raw import RawStore, RunContext
         from pulse.windows import resolve_window
 
         spec = get_source(self.source)
         window = resolve_window(context, spec.default_window)
         config = load_source_config(self.source)
+        parser = spec.parser_module()
         conn_id = self.conn_id or getattr(config, "conn_id", None) or spec.default_conn_id
         hook = spec.hook_class()(conn_id)
-        streams = spec.parser_module().plan_streams(config, window)
+        streams = parser.plan_streams(config, window)
+        budget = Budget(conn, self.source, budgets_from_config(load_all()).get(self.source, ()))
         run = RunContext(
             dag_id=context["dag"].dag_id,
             dag_run_id=context["run_id"],
@@ -52,37 +141,173 @@ class ExtractToRawOperator(BaseOperator):
             window=window,
         )
         self.log.info("%s: window %s, %d streams, connection %s", self.source, window, len(streams), conn_id)
-        with connect() as conn:
-            raw = RawStore(conn)
-            for stream in streams:
-                last = raw.last_valid_page(self.source, run.dag_run_id, stream.key)
-                if last is not None and last.next_cursor is None:
-                    self.log.info("%s: already complete in this run", stream.key)
-                    continue
-                cursor, page_no = (last.next_cursor, last.page_no + 1) if last else (None, 0)
-                if last:
-                    self.log.info("%s: resuming after stored page %d", stream.key, last.page_no)
-                try:
-                    for page in hook.iter_pages(stream, window, cursor=cursor, page_no=page_no):
-                        raw_id = raw.store(self.source, page, run)
-                        self.log.info(
-                            "%s page %d: %s items, stored as raw id %d",
+        raw = RawStore(conn)
+        gaps = 0
+        budget_spent = False
+        for stream in streams:
+            fetch_window = self._reachable(conn, parser, stream, window, run)
+            if fetch_window is None:
+                gaps += 1
+                continue
+            if budget_spent:
+                coverage.record(
+                    conn,
+                    self.source,
+                    stream.key,
+                    window.start,
+                    window.end,
+                    "gap",
+                    run.dag_run_id,
+                    coverage.BUDGET_EXHAUSTED,
+                )
+                gaps += 1
+                continue
+            last = raw.last_valid_page(self.source, run.dag_run_id, stream.key)
+            if last is not None and last.next_cursor is None:
+                self.log.info("%s: already complete in this run", stream.key)
+                continue
+            cursor, page_no = (last.next_cursor, last.page_no + 1) if last else (None, 0)
+            if last:
+                self.log.info("%s: resuming after stored page %d", stream.key, last.page_no)
+            pages = hook.iter_pages(stream, window, cursor=cursor, page_no=page_no)
+            final = None
+            try:
+                while True:
+                    if not self._take_budget(budget):
+                        budget_spent = True
+                        coverage.record(
+                            conn,
+                            self.source,
                             stream.key,
-                            page.page_no,
-                            page.item_count,
-                            raw_id,
+                            window.start,
+                            window.end,
+                            "gap",
+                            run.dag_run_id,
+                            coverage.BUDGET_EXHAUSTED,
                         )
-                except SourceAuthError as exc:
-                    raise AirflowFailException(str(exc)) from exc
-                except MalformedPageError as exc:
-                    if exc.page is not None:
-                        raw_id = raw.store(self.source, exc.page, run)
-                        self.log.error("malformed body kept as raw id %d (is_valid = false)", raw_id)
-                    raise AirflowException(
-                        f"{self.source} {exc} Pages stored before it are kept in raw.api_responses "
-                        f"(run {run.dag_run_id}); a retry resumes after them."
-                    ) from exc
-            pages, items = raw.run_totals(self.source, run.dag_run_id)
-            record_extract(conn, run, self.source, pages, items)
-        self.log.info("%s: %d pages, %d items in window %s", self.source, pages, items, window)
-        return {"window": [window.start.isoformat(), window.end.isoformat()], "pages": pages, "items": items}
+                        gaps += 1
+                        self.log.warning(
+                            "%s: budget spent; the rest of the run is recorded as a gap", stream.key
+                        )
+                        break
+                    try:
+                        page = next(pages)
+                    except StopIteration:
+                        budget.refund()
+                        break
+                    raw_id = raw.store(self.source, page, run)
+                    final = page
+                    self.log.info(
+                        "%s page %d: %s items, stored as raw id %d",
+                        stream.key,
+                        page.page_no,
+                        page.item_count,
+                        raw_id,
+                    )
+            except SourceAuthError as exc:
+                raise AirflowFailException(str(exc)) from exc
+            except MalformedPageError as exc:
+                if exc.page is not None:
+                    raw_id = raw.store(self.source, exc.page, run)
+                    self.log.error("malformed body kept as raw id %d (is_valid = false)", raw_id)
+                raise AirflowException(
+                    f"{self.source} {exc} Pages stored before it are kept in raw.api_responses "
+                    f"(run {run.dag_run_id}); a retry resumes after them."
+                ) from exc
+            if budget_spent:
+                continue
+            coverage.record(
+                conn, self.source, stream.key, window.start, window.end, "ingested", run.dag_run_id
+            )
+            gaps += self._listing_cap_gap(conn, stream, window, final, run)
+        pages_n, items = raw.run_totals(self.source, run.dag_run_id)
+        record_extract(conn, run, self.source, pages_n, items)
+        self.log.info(
+            "%s: %d pages, %d items, %d gaps in window %s", self.source, pages_n, items, gaps, window
+        )
+        return {
+            "window": [window.start.isoformat(), window.end.isoformat()],
+            "pages": pages_n,
+            "items": items,
+            "gaps": gaps,
+        }
+
+    def _take_budget(self, budget: Any) -> bool:
+        while True:
+            decision = budget.acquire()
+            if decision.allowed:
+                return True
+            if decision.wait_s > MAX_BUDGET_WAIT.total_seconds():
+                return False
+            self.log.info(
+                "%s: quota bucket of %ss full; waiting %.0fs", self.source, decision.period_s, decision.wait_s
+            )
+            time.sleep(decision.wait_s + 0.5)
+
+    def _reachable(
+        self, conn: psycopg.Connection[Any], parser: Any, stream: Stream, window: Window, run: Any
+    ) -> Window | None:
+        """The part of the window the API can serve; gaps for the rest go to ``ops.coverage``."""
+        from pulse import coverage
+        from pulse.windows import Window
+
+        reach = getattr(parser, "reach", None)
+        horizon = reach(stream) if reach else None
+        if horizon is None:
+            return window
+        earliest = datetime.now(tz=UTC) - horizon
+        if window.end <= earliest:
+            coverage.record(
+                conn,
+                self.source,
+                stream.key,
+                window.start,
+                window.end,
+                "gap",
+                run.dag_run_id,
+                coverage.BEYOND_REACH,
+            )
+            self.log.warning(
+                "%s: window %s is beyond the API's reach (%s back); recorded as a gap",
+                stream.key,
+                window,
+                horizon,
+            )
+            return None
+        if window.start < earliest:
+            coverage.record(
+                conn,
+                self.source,
+                stream.key,
+                window.start,
+                earliest,
+                "gap",
+                run.dag_run_id,
+                coverage.BEYOND_REACH,
+            )
+            return Window(earliest, window.end)
+        return window
+
+    def _listing_cap_gap(
+        self, conn: psycopg.Connection[Any], stream: Stream, window: Window, final: Any, run: Any
+    ) -> int:
+        """A newest-first listing that ended before reaching the window start holds nothing older."""
+        from pulse import coverage
+
+        oldest = getattr(final, "oldest_created", None)
+        if final is None or oldest is None or final.next_cursor is not None:
+            return 0
+        oldest_dt = datetime.fromtimestamp(oldest, tz=UTC)
+        if oldest_dt <= window.start or not final.item_count:
+            return 0
+        coverage.record(
+            conn,
+            self.source,
+            stream.key,
+            window.start,
+            min(oldest_dt, window.end),
+            "gap",
+            run.dag_run_id,
+            coverage.LISTING_CAP,
+        )
+        return 1

@@ -31,42 +31,58 @@ class LoadRawToCoreOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from datetime import UTC, datetime
 
-        from pulse.ops import record_load
+        from pulse.operators.extract import SourceGuard
         from pulse.privacy import make_pseudonymizer
-        from pulse.sources.base import Document, Fact, get_source
+        from pulse.sources.base import get_source
         from pulse.warehouse.db import connect
+
+        parser = get_source(self.source).parser_module()
+        pseudonymize = make_pseudonymizer(self.source)
+        now = datetime.now(tz=UTC)
+        with connect() as conn:
+            guard = SourceGuard(conn, self.source)
+            try:
+                summary = self._load(conn, context, parser, pseudonymize, now)
+            except BaseException as exc:
+                guard.failed(context, exc)
+                raise
+            guard.breaker.record_success()
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = {
+                "source": self.source,
+                "run_id": context["run_id"],
+                **summary,
+            }
+        return summary
+
+    def _load(self, conn: Any, context: Any, parser: Any, pseudonymize: Any, now: Any) -> dict[str, Any]:
+        from pulse.ops import record_load
+        from pulse.sources.base import Document, Fact
         from pulse.warehouse.loader import quarantine, resolve_quarantined, upsert_documents, upsert_facts
         from pulse.warehouse.raw import RawStore
 
-        spec = get_source(self.source)
-        parser = spec.parser_module()
-        pseudonymize = make_pseudonymizer(self.source)
         run_id = context["run_id"]
-        now = datetime.now(tz=UTC)
         docs: list[tuple[Any, int]] = []
         facts: list[tuple[Any, int]] = []
         rejected: list[tuple[Any, int]] = []
-        with connect() as conn:
-            pages = RawStore(conn).valid_pages(self.source, run_id)
-            for page in pages:
-                for _index, out in parser.parse_page(page, pseudonymize, now):
-                    if isinstance(out, Document):
-                        docs.append((out, page.id))
-                    elif isinstance(out, Fact):
-                        facts.append((out, page.id))
-                    else:
-                        rejected.append((out, page.id))
-            result = upsert_documents(conn, docs, run_id)
-            fact_result = upsert_facts(conn, facts, run_id)
-            result.loaded += fact_result.loaded
-            result.changed += fact_result.changed
-            result.quarantined = quarantine(conn, self.source, rejected, run_id)
-            resolve_quarantined(conn, self.source, [doc.external_id for doc, _ in docs])
-            # (facts are keyed by their table key, not an external id: their quarantine rows stay open
-            # until a replay resolves them)
-            record_load(conn, context["dag"].dag_id, run_id, result)
+        pages = RawStore(conn).valid_pages(self.source, run_id)
+        for page in pages:
+            for _index, out in parser.parse_page(page, pseudonymize, now):
+                if isinstance(out, Document):
+                    docs.append((out, page.id))
+                elif isinstance(out, Fact):
+                    facts.append((out, page.id))
+                else:
+                    rejected.append((out, page.id))
+        result = upsert_documents(conn, docs, run_id)
+        fact_result = upsert_facts(conn, facts, run_id)
+        result.loaded += fact_result.loaded
+        result.changed += fact_result.changed
+        result.quarantined = quarantine(conn, self.source, rejected, run_id)
+        # Items that failed before and load now: close their quarantine rows. (Facts are keyed by their
+        # table key, not an external id; their rows stay open until a replay resolves them.)
+        resolve_quarantined(conn, self.source, [doc.external_id for doc, _ in docs])
+        record_load(conn, context["dag"].dag_id, run_id, result)
         summary = {"loaded": result.loaded, "changed": result.changed, "quarantined": result.quarantined}
         self.log.info("%s: %d pages -> %s", self.source, len(pages), summary)
-        for outlet in self.outlets or []:
-            context["outlet_events"][outlet].extra = {"source": self.source, "run_id": run_id, **summary}
         return summary
