@@ -115,7 +115,8 @@ def reddit_client(sim: SimulatorServer, secret: str = CREDS[1]) -> praw.Reddit:
 
 def test_health_and_config_roundtrip(http: requests.Session, server: SimulatorServer) -> None:
     health = http.get(f"{server.url}/_sim/health").json()
-    assert health == {"ok": True, "sources": ["reddit"]}
+    assert health["ok"] is True
+    assert "reddit" in health["sources"]
 
     resp = http.post(
         f"{server.url}/_sim/config",
@@ -558,7 +559,7 @@ def test_stats_count_distinct_items_of_clean_200s_only(
     assert stats["served"][next(iter(expected))] == {"endpoint": "/r/python/new", "bad": None}
     assert stats["requests"] == 6
     assert stats["by_status"] == {"200": 4, "429": 1, "401": 1}
-    assert http.get(f"{server.url}/_sim/stats").json() == {"reddit": stats}
+    assert http.get(f"{server.url}/_sim/stats").json()["reddit"] == stats
 
     server.configure({"reddit": {"bad_items_ratio": 1.0}})
     resp = api(http, server, token, "/r/go/new", limit=20)

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", default=None, help='initial config as JSON, e.g. \'{"reddit": {"posts_per_hour": 30}}\''
     )
+    parser.add_argument(
+        "--playback", default=None, help="folder of recorded responses: <dir>/<source>/<endpoint>/NNN.json"
+    )
     parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     return parser
 
@@ -38,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to listen on non-loopback host {args.host!r}; pass --allow-remote", file=sys.stderr)
         return 2
     try:
-        sim = SimulatorServer(host=args.host, port=args.port, seed=args.seed, now=args.now, allow_remote=True)
+        sim = SimulatorServer(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            now=args.now,
+            allow_remote=True,
+            playback=args.playback,
+        )
         if args.config:
             sim.configure(json.loads(args.config))
     except ValueError as exc:

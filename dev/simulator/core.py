@@ -336,6 +336,46 @@ class Source:
         """Clear source-specific counters (called under the server lock by ``reset()``)."""
 
 
+def _check_drift(drift: Any, where: str) -> dict[str, Any]:
+    """Validate a drift setting: null, or {"rename": {str: str}, "drop": [str]}."""
+    if drift is None:
+        return {}
+    if not isinstance(drift, Mapping) or set(drift) - {"rename", "drop"}:
+        raise ValueError(f"{where}: expected {{'rename': {{old: new}}, 'drop': [field, ...]}}")
+    rename = drift.get("rename") or {}
+    drop = drift.get("drop") or []
+    if not isinstance(rename, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in rename.items()
+    ):
+        raise ValueError(f"{where}.rename: expected an object of field names")
+    if not isinstance(drop, list) or not all(isinstance(v, str) for v in drop):
+        raise ValueError(f"{where}.drop: expected a list of field names")
+    return {"rename": dict(rename), "drop": list(drop)}
+
+
+def apply_drift(response: Response, drift: Any) -> Response:
+    """Schema drift on a JSON response: ``{"rename": {"old": "new"}, "drop": ["field"]}`` applied to every
+    object in the body, as when an API renames or removes a field without notice."""
+    if not drift or response.status != 200 or not response.body:
+        return response
+    rename = dict(drift.get("rename") or {})
+    drop = set(drift.get("drop") or [])
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {rename.get(k, k): walk(v) for k, v in node.items() if k not in drop}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    try:
+        doc = json.loads(response.body)
+    except ValueError:
+        return response
+    response.body = json_bytes(walk(doc))
+    return response
+
+
 def html_error(status: int) -> bytes:
     """The HTML body a gateway serves for a 5xx."""
     from http import HTTPStatus
@@ -412,6 +452,7 @@ class SimulatorServer:
         *,
         sources: Iterable[str] | None = None,
         allow_remote: bool = False,
+        playback: str | Path | None = None,
     ) -> None:
         if not allow_remote and not is_loopback_host(host):
             raise ValueError(f"refusing to listen on non-loopback host {host!r} (pass allow_remote=True)")
@@ -420,6 +461,11 @@ class SimulatorServer:
         self.seed = int(seed)
         self._now = parse_time(now)
         self.lock = threading.RLock()
+        #: Folder of recorded responses played in order: ``<playback>/<source>/<endpoint>/NNN.json``.
+        self.playback: Path | None = Path(playback) if playback else None
+        self._played: dict[tuple[str, str], int] = {}
+        #: Schema drift per source (``{"rename": {...}, "drop": [...]}``), a fault that ``reset()`` clears.
+        self._drift: dict[str, dict[str, Any]] = {}
         available = registered_sources()
         names = list(available) if sources is None else list(sources)
         unknown = [n for n in names if n not in available]
@@ -488,33 +534,50 @@ class SimulatorServer:
         """
         if not isinstance(update, Mapping):
             raise ValueError("config must be a JSON object")
-        unknown = [k for k in update if k not in self.sources and k not in ("now", "seed")]
+        unknown = [k for k in update if k not in self.sources and k not in ("now", "seed", "playback")]
         if unknown:
             raise ValueError(f"unknown config keys: {unknown} (sources: {sorted(self.sources)})")
         new_now = parse_time(update["now"]) if "now" in update else None
         seed = update.get("seed")
         if "seed" in update and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer")
+        drifts: dict[str, dict[str, Any]] = {}
+        for name in self.sources:
+            if isinstance(update.get(name), Mapping) and "drift" in update[name]:
+                drifts[name] = _check_drift(update[name]["drift"], f"{name}.drift")
         with self.lock:
             merged: dict[str, dict[str, Any]] = {}
             for name, source in self.sources.items():
                 if name in update:
                     candidate = copy.deepcopy(source.config)
-                    merge_config(candidate, update[name], source.defaults, name)
+                    rest = {k: v for k, v in update[name].items() if k != "drift"}
+                    merge_config(candidate, rest, source.defaults, name)
                     source.check_config(candidate)
                     merged[name] = candidate
             for name, candidate in merged.items():
                 self.sources[name].config = candidate
+            for name, drift in drifts.items():
+                if drift:
+                    self._drift[name] = drift
+                else:
+                    self._drift.pop(name, None)
             if "now" in update:
                 self._now = new_now
             if "seed" in update:
                 self.seed = int(update["seed"])
+            if "playback" in update:
+                self.playback = Path(update["playback"]) if update["playback"] else None
+                self._played.clear()
             return self.get_config()
 
     def get_config(self) -> dict[str, Any]:
         """Current config: ``{"seed", "now", "<source>": {...}}``."""
         with self.lock:
-            out: dict[str, Any] = {"seed": self.seed, "now": format_time(self._now)}
+            out: dict[str, Any] = {
+                "seed": self.seed,
+                "now": format_time(self._now),
+                "playback": str(self.playback) if self.playback else None,
+            }
             for name, source in self.sources.items():
                 out[name] = copy.deepcopy(source.config)
             return out
@@ -528,6 +591,8 @@ class SimulatorServer:
                         source.config[key] = copy.deepcopy(source.defaults[key])
                 self._state[name].clear()
                 source.on_reset()
+            self._drift.clear()
+            self._played.clear()
 
     def stats(self) -> dict[str, Any]:
         """``{"<source>": {"requests", "by_status", "token_requests", "token_by_status", "served",
@@ -600,7 +665,11 @@ class SimulatorServer:
             throttled = True
             response = source.rate_limited(int(rate_limit.get("retry_after", 1)))
         else:
-            response = source.authorize(request) or self._call(route, match, request)
+            response = (
+                source.authorize(request)
+                or self._play(name, request)
+                or apply_drift(self._call(route, match, request), self._drift.get(name))
+            )
             bad_json = cfg.get("malformed")
             if response.malformable and response.status == 200 and isinstance(bad_json, dict):
                 if bad_json.get("skip", 0) > 0:
@@ -620,6 +689,30 @@ class SimulatorServer:
                 if item.identity not in state.served:
                     state.served[item.identity] = {"endpoint": item.endpoint, "bad": item.bad}
         return response, latency
+
+    def _play(self, name: str, request: Request) -> Response | None:
+        """The next recorded response for this endpoint, if a playback folder holds one.
+
+        ``<playback>/<source>/<endpoint path>/001.json``, ``002.json`` ... are served in order, one per request
+        (query strings ignored); ``NNN.status`` (a number) and ``NNN.headers.json`` (an object) may sit beside
+        each. When the files run out, the generated behaviour takes over again.
+        """
+        if self.playback is None:
+            return None
+        endpoint = request.path.strip("/")
+        folder = self.playback / name / endpoint
+        if not folder.is_dir():
+            return None
+        n = self._played.get((name, endpoint), 0) + 1
+        body_file = folder / f"{n:03d}.json"
+        if not body_file.exists():
+            return None
+        self._played[(name, endpoint)] = n
+        status_file = folder / f"{n:03d}.status"
+        headers_file = folder / f"{n:03d}.headers.json"
+        status = int(status_file.read_text().strip()) if status_file.exists() else 200
+        headers = json.loads(headers_file.read_text()) if headers_file.exists() else {}
+        return Response(status=status, body=body_file.read_bytes(), headers=headers, malformable=True)
 
     def _tick_window(self, cfg: Mapping[str, Any], state: _SourceState, now: float) -> Window:
         size = max(int(cfg.get("ratelimit_window", 600) or 600), 1)

@@ -245,6 +245,9 @@ class RedditSource(Source):
         "latency_ms": 0,
         "malformed": {"count": 0, "always": False, "skip": 0},
         "bad_items_ratio": 0.0,
+        # Like a live listing shifting while it is paged: each page after the first repeats the last item
+        # of the page before it.
+        "duplicate_across_pages": False,
     }
     fault_keys: ClassVar[frozenset[str]] = frozenset(
         {
@@ -255,6 +258,7 @@ class RedditSource(Source):
             "latency_ms",
             "malformed",
             "bad_items_ratio",
+            "duplicate_across_pages",
         }
     )
 
@@ -412,6 +416,8 @@ class RedditSource(Source):
             if after_param in names:
                 start = names.index(after_param) + 1
                 page = seq[start : start + limit]
+                if self.config["duplicate_across_pages"] and page:
+                    page = [seq[start - 1], *page[:-1]] if len(page) == limit else [seq[start - 1], *page]
                 after = page[-1].fullname if page and start + limit < len(seq) else None
                 before = page[0].fullname if page else None
         elif before_param:

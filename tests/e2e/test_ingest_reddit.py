@@ -208,3 +208,29 @@ def test_manual_run_without_logical_date_fetches_the_last_hour(ingest: Any, db: 
     # Either the timetable's inferred interval (the last full hour) or the hour before run_after.
     assert (end - start).total_seconds() == 3600
     assert timedelta(0) <= dr.run_after - end < timedelta(hours=1)
+
+
+def test_duplicates_across_pages_load_once(ingest: Any, db: Any, sim: Any) -> None:
+    truncate_warehouse(db)
+    sim.configure({"reddit": {"duplicate_across_pages": True}})
+    assert ingest().state == "success"
+    docs, quar, _ = _counts(db)
+    served = sim.stats()["reddit"]["served_count"]
+    assert docs + quar == served
+    items = db.execute("SELECT sum(item_count) FROM raw.api_responses WHERE is_valid").fetchone()[0]
+    assert items > served, "pages repeated items, yet every item is one row"
+
+
+def test_schema_drift_quarantines_what_breaks_and_loads_what_does_not(ingest: Any, db: Any, sim: Any) -> None:
+    truncate_warehouse(db)
+    # Posts lose their title (required): quarantined as missing_text. Comments' body becomes "text": the same.
+    # A renamed optional field (selftext) just leaves the body empty.
+    sim.configure(
+        {"reddit": {"drift": {"rename": {"selftext": "self_text", "body": "text"}, "drop": ["title"]}}}
+    )
+    assert ingest().state == "success"
+    reasons = dict(db.execute("SELECT reason_code, count(*) FROM quality.quarantine GROUP BY 1").fetchall())
+    docs, quar, _ = _counts(db)
+    assert set(reasons) == {"missing_text"}
+    assert docs == 0
+    assert quar == sim.stats()["reddit"]["served_count"]
