@@ -96,3 +96,16 @@ def test_dag_file_is_light_at_parse_time(path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = out.stdout.strip().splitlines()[-1]
     assert loaded == "HEAVY=", f"{path.name} imports {loaded[6:]} at parse time"
+
+
+def test_ingest_schedules_match_the_sources_file(dags: list[Any]) -> None:
+    from pulse.config import schedule_of
+
+    ingest = [d for d in dags if d.dag_id.startswith("ingest_")]
+    assert ingest
+    for dag in ingest:
+        cron, window = schedule_of(dag.dag_id.removeprefix("ingest_"), ROOT / "include" / "sources.yaml")
+        assert (dag.timetable.expression, dag.timetable.interval) == (cron, window), (
+            f"{dag.dag_id}: the DAG says {dag.timetable.expression!r} every {dag.timetable.interval}, "
+            f"include/sources.yaml says {cron!r} every {window}"
+        )
