@@ -234,3 +234,24 @@ def test_schema_drift_quarantines_what_breaks_and_loads_what_does_not(ingest: An
     assert set(reasons) == {"missing_text"}
     assert docs == 0
     assert quar == sim.stats()["reddit"]["served_count"]
+
+
+def test_backfill_in_any_order_gives_the_rows_of_the_scheduled_runs(ingest: Any, db: Any, sim: Any) -> None:
+    windows = [
+        ("2026-11-28T09:00:00+00:00", "2026-11-28T10:00:00+00:00"),
+        ("2026-11-28T10:00:00+00:00", "2026-11-28T11:00:00+00:00"),
+        ("2026-11-28T11:00:00+00:00", "2026-11-28T12:00:00+00:00"),
+    ]
+    sim.configure({"reddit": {"bad_items_ratio": 0.1}})
+    truncate_warehouse(db)
+    for window in windows:  # as the hourly schedule ran them
+        assert ingest(window).state == "success"
+    scheduled = _snapshot(db)
+    quarantined = {r[0] for r in db.execute("SELECT item_key FROM quality.quarantine").fetchall()}
+    truncate_warehouse(db)
+    for window in reversed(windows):  # a backfill may run them backwards, or in parallel
+        assert ingest(window).state == "success"
+    assert _snapshot(db) == scheduled
+    assert {r[0] for r in db.execute("SELECT item_key FROM quality.quarantine").fetchall()} == quarantined
+    ingested = db.execute("SELECT count(DISTINCT window_start) FROM ops.coverage WHERE status = 'ingested'")
+    assert ingested.fetchone()[0] == 3
