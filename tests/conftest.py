@@ -46,6 +46,9 @@ os.environ.update(
         "PULSE_STATE_DIR": str(SESSION_DIR / "state"),
         "PULSE_PG_PORT": str(_free_port()),
         "PULSE_PSEUDONYM_KEY": "test-pseudonym-key",
+        # The pipeline's clock, pinned just after the simulator's: "future" and "beyond reach" answers
+        # stay the same whatever day the suite runs.
+        "PULSE_NOW": "2026-11-28T12:05:00+00:00",
         "PULSE_SOURCES_FILE": str(ROOT / "tests" / "data" / "sources.yaml"),
         "NO_PROXY": "127.0.0.1,localhost",
     }

@@ -9,9 +9,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+
+def utcnow() -> datetime:
+    """The pipeline's clock: real UTC time, or ``PULSE_NOW`` (ISO 8601) when set.
+
+    Tests pin it to the simulator's fixed clock, so that checks such as "timestamp in the future" or "older
+    than the API's reach" give the same answers on any later day.
+    """
+    pinned = os.environ.get("PULSE_NOW")
+    if pinned:
+        value = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.now(tz=UTC)
 
 
 @dataclass(frozen=True)

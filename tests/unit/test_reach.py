@@ -8,7 +8,7 @@ from typing import Any
 
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.sources.base import Stream
-from pulse.windows import Window
+from pulse.windows import Window, utcnow
 
 
 class _Recorder:
@@ -29,7 +29,7 @@ def _op() -> ExtractToRawOperator:
 
 
 def test_window_inside_reach_is_fetched_whole() -> None:
-    now = datetime.now(tz=UTC)
+    now = utcnow()
     w = Window(now - timedelta(hours=2), now - timedelta(hours=1))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()
@@ -38,7 +38,7 @@ def test_window_inside_reach_is_fetched_whole() -> None:
 
 
 def test_window_beyond_reach_is_a_gap_and_not_fetched() -> None:
-    now = datetime.now(tz=UTC)
+    now = utcnow()
     w = Window(now - timedelta(days=10), now - timedelta(days=9))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()
@@ -48,7 +48,7 @@ def test_window_beyond_reach_is_a_gap_and_not_fetched() -> None:
 
 
 def test_window_partly_beyond_reach_is_clipped_with_a_gap_for_the_rest() -> None:
-    now = datetime.now(tz=UTC)
+    now = utcnow()
     w = Window(now - timedelta(days=8), now - timedelta(days=6))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()

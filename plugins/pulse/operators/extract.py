@@ -169,7 +169,7 @@ class ExtractToRawOperator(BaseOperator):
             cursor, page_no = (last.next_cursor, last.page_no + 1) if last else (None, 0)
             if last:
                 self.log.info("%s: resuming after stored page %d", stream.key, last.page_no)
-            pages = hook.iter_pages(stream, window, cursor=cursor, page_no=page_no)
+            pages = hook.iter_pages(stream, fetch_window, cursor=cursor, page_no=page_no)
             final = None
             try:
                 while True:
@@ -249,13 +249,13 @@ class ExtractToRawOperator(BaseOperator):
     ) -> Window | None:
         """The part of the window the API can serve; gaps for the rest go to ``ops.coverage``."""
         from pulse import coverage
-        from pulse.windows import Window
+        from pulse.windows import Window, utcnow
 
         reach = getattr(parser, "reach", None)
         horizon = reach(stream) if reach else None
         if horizon is None:
             return window
-        earliest = datetime.now(tz=UTC) - horizon
+        earliest = utcnow() - horizon
         if window.end <= earliest:
             coverage.record(
                 conn,
@@ -298,7 +298,7 @@ class ExtractToRawOperator(BaseOperator):
         if final is None or oldest is None or final.next_cursor is not None:
             return 0
         oldest_dt = datetime.fromtimestamp(oldest, tz=UTC)
-        if oldest_dt <= window.start or not final.item_count:
+        if oldest_dt <= window.start:
             return 0
         coverage.record(
             conn,

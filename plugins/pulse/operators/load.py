@@ -29,16 +29,15 @@ class LoadRawToCoreOperator(BaseOperator):
         self.source = source
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from datetime import UTC, datetime
-
         from pulse.operators.extract import SourceGuard
         from pulse.privacy import make_pseudonymizer
         from pulse.sources.base import get_source
         from pulse.warehouse.db import connect
+        from pulse.windows import utcnow
 
         parser = get_source(self.source).parser_module()
         pseudonymize = make_pseudonymizer(self.source)
-        now = datetime.now(tz=UTC)
+        now = utcnow()
         with connect() as conn:
             guard = SourceGuard(conn, self.source)
             try:
