@@ -1,0 +1,52 @@
+"""
+### ingest_newsapi
+
+News articles from NewsAPI, every hour at minute 20, into `core.documents`: `/v2/everything` for each query
+in `include/sources.yaml` and `/v2/top-headlines` for each configured country/category pair.
+
+* **extract**: pages `/v2/everything?q=<query>&from=<window start>&to=<window end>&sortBy=publishedAt` and
+  `/v2/top-headlines?country=&category=` by page number; every page lands in `raw.api_responses` as it
+  arrives (a retry resumes after the last stored page).
+* **load**: parses this run's pages; each article (keyed by its URL) is upserted into `core.documents`, bad
+  ones go to `quality.quarantine` with a reason code (`[Removed]` articles as `bad_field`).
+
+**Window**: scheduled runs cover the hour before their tick. A manual run (no logical date) covers the hour
+before it was triggered; set `window_start` and `window_end` to pick one. Backfill reach: `/v2/everything`
+serves windows within the plan's horizon (`plan_horizon_days`, 30 for the Developer plan, whose articles
+also appear with a 24-hour delay); `/v2/top-headlines` is current only (3 hours of slack). A window beyond
+reach is not fetched: it is recorded as a `beyond_reach` gap in `ops.coverage`. Should NewsAPI still refuse
+a window as too old (HTTP 400), the stream ends with a warning and that answer is kept in raw.
+
+**Triage**: 401/403 means the `newsapi_default` connection's password (the API key) is wrong (no retries).
+429 `rateLimited` means the plan's daily quota (100 requests on the Developer plan) is spent; the task waits
+and retries, then fails. HTTP 426 `maximumResultsReached` is not an error: the plan serves at most 100
+results per query, the run keeps what it got (look for the warning and the 426 page in raw). See
+`ops.ingest_runs` for what each run fetched.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from pulse.assets import CORE_DOCUMENTS
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.operators.extract import ExtractToRawOperator
+from pulse.operators.load import LoadRawToCoreOperator
+
+with DAG(
+    dag_id="ingest_newsapi",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("20 * * * *", timezone="UTC", interval=timedelta(hours=1)),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args(),
+    params=window_params(),
+    tags=["ingest", "newsapi"],
+    on_failure_callback=dag_failure_notifier(),
+    deadline=deadline(timedelta(minutes=45)),
+):
+    extract = ExtractToRawOperator(task_id="extract", source="newsapi", pool="newsapi_api")
+    load = LoadRawToCoreOperator(task_id="load", source="newsapi", outlets=[CORE_DOCUMENTS])
+    extract >> load

@@ -1,0 +1,436 @@
+"""Contract: the simulator's NewsAPI answers have the shape of real recorded NewsAPI responses, and the real
+recorded responses go through the real hook and parser.
+
+The recorded responses are third-party data kept outside the repo, in ``<shared>/payloads/newsapi``
+(``PULSE_SHARED_DIR`` or ``<repo>/../shared``); they are read from there at test time, never copied.
+
+Shape: for each recorded body the simulator's answer to the same call must carry every key the real body
+carries (at every level, list elements merged), with a compatible JSON type (null on either side is
+compatible, bool is not a number); over a large sample, every type a real field shows (a null ``author``, a
+string ``source.id``...) must show up in the simulator too. Error bodies must be the real ones, up to the
+numbers and dates inside the message.
+
+Playback: a tiny local HTTP server answers with the recorded bytes; ``NewsApiHook.fetch_page`` /
+``iter_pages`` fetch them through a connection pointing at it, and ``parse_page`` turns them into documents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+
+from dev.simulator import SimulatorServer
+from pulse.hooks.newsapi import NewsApiHook
+from pulse.privacy import make_pseudonymizer
+from pulse.sources.base import Document, PageFetchError, SourceAuthError, StoredPage, Stream
+from pulse.sources.newsapi import parse_page
+from pulse.windows import Window
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
+NEWSAPI = SHARED / "payloads" / "newsapi"
+
+if not NEWSAPI.is_dir():
+    pytest.skip(f"recorded NewsAPI payloads not found in {NEWSAPI}", allow_module_level=True)
+
+NOW = "2026-11-28T12:00:00Z"
+KEY = {"X-Api-Key": "sim-newsapi-key"}
+PSEUDO = make_pseudonymizer("newsapi", key=b"k")
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+@dataclass
+class Shape:
+    """What data shows at one position: types seen, object keys (and how often), list elements merged."""
+
+    types: set[str] = field(default_factory=set)
+    objects: int = 0
+    key_counts: dict[str, int] = field(default_factory=dict)
+    keys: dict[str, Shape] = field(default_factory=dict)
+    elements: Shape | None = None
+
+    def learn(self, value: Any) -> Shape:
+        kind = json_type(value)
+        self.types.add(kind)
+        if kind == "object":
+            self.objects += 1
+            for key, sub in value.items():
+                self.key_counts[key] = self.key_counts.get(key, 0) + 1
+                self.keys.setdefault(key, Shape()).learn(sub)
+        elif kind == "array":
+            for element in value:
+                self.elements = (self.elements or Shape()).learn(element)
+        return self
+
+
+def shape_of(*values: Any) -> Shape:
+    shape = Shape()
+    for value in values:
+        shape.learn(value)
+    return shape
+
+
+def conformance_problems(real: Shape, value: Any, path: str = "$") -> list[str]:
+    """Keys of ``real`` (present in every real instance) missing from ``value``, and incompatible types."""
+    problems: set[str] = set()
+    _check(real, value, path, problems)
+    return sorted(problems)
+
+
+def _check(real: Shape, value: Any, path: str, problems: set[str]) -> None:
+    kind = json_type(value)
+    allowed = real.types - {"null"}
+    if kind != "null" and allowed and kind not in allowed:
+        problems.add(f"{path}: type {kind}, real data has {sorted(real.types)}")
+        return
+    if kind == "object" and real.objects:
+        for name, sub in real.keys.items():
+            if name not in value:
+                if real.key_counts[name] == real.objects:
+                    problems.add(f"{path}.{name}: missing")
+                continue
+            _check(sub, value[name], f"{path}.{name}", problems)
+    elif kind == "array" and real.elements is not None:
+        for element in value:
+            _check(real.elements, element, f"{path}[*]", problems)
+
+
+def missing_types(real: Shape, sim: Shape, path: str = "$") -> list[str]:
+    """Types a real field shows that the simulator never produces there (nulls included)."""
+    out = [f"{path}: never {t}" for t in sorted(real.types - sim.types)]
+    for name, sub in real.keys.items():
+        if name in sim.keys:
+            out += missing_types(sub, sim.keys[name], f"{path}.{name}")
+    if real.elements is not None and sim.elements is not None:
+        out += missing_types(real.elements, sim.elements, f"{path}[*]")
+    return out
+
+
+def load(name: str) -> Any:
+    return json.loads((NEWSAPI / name).read_text(encoding="utf-8"))
+
+
+def header_names() -> set[str]:
+    """The header names HEADERS.md lists (those of the recorded 426)."""
+    text = (NEWSAPI / "HEADERS.md").read_text(encoding="utf-8")
+    return {m.lower() for m in re.findall(r"^\| ([A-Za-z0-9-]+) \|", text, flags=re.M)} - {"header"}
+
+
+def numbers_out(text: str) -> str:
+    return re.sub(r"\d+", "N", text)
+
+
+# ------------------------------------------------------------------------------------------------
+# fixtures
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SimulatorServer]:
+    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.trust_env = False
+        yield session
+
+
+def get(
+    http: requests.Session, server: SimulatorServer, path: str, headers: Any = None, **params: Any
+) -> Any:
+    return http.get(f"{server.url}{path}", params=params, headers=KEY if headers is None else headers)
+
+
+# ------------------------------------------------------------------------------------------------
+# the checker itself must be able to fail
+# ------------------------------------------------------------------------------------------------
+
+
+def test_checker_reports_missing_and_mistyped_keys() -> None:
+    real = shape_of({"articles": [{"url": "a", "source": {"id": None, "name": "x"}, "n": 1}], "total": 3})
+    assert conformance_problems(real, {"articles": [], "total": 1}) == []
+    good = {"articles": [{"url": "b", "source": {"id": "i", "name": "y"}, "n": 2.5}], "total": 0}
+    assert conformance_problems(real, good) == []
+    bad = {"articles": [{"url": 5, "source": {"id": 1}, "n": True}]}
+    assert conformance_problems(real, bad) == [
+        "$.articles[*].n: type bool, real data has ['number']",
+        "$.articles[*].source.name: missing",
+        "$.articles[*].url: type number, real data has ['string']",
+        "$.total: missing",
+    ]
+    assert missing_types(shape_of({"a": None}, {"a": "x"}), shape_of({"a": "y"})) == ["$.a: never null"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the simulator against the recordings
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recording", "path", "params"),
+    [
+        (
+            "everything_crypto.json",
+            "/v2/everything",
+            {"q": "bitcoin", "sortBy": "publishedAt", "language": "en"},
+        ),
+        (
+            "top_headlines_us_technology.json",
+            "/v2/top-headlines",
+            {"country": "us", "category": "technology"},
+        ),
+    ],
+)
+def test_pages_match_recording(
+    http: requests.Session, server: SimulatorServer, recording: str, path: str, params: dict[str, Any]
+) -> None:
+    real = load(recording)
+    resp = get(http, server, path, pageSize=100, **params)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json; charset=utf-8"
+    body = resp.json()
+    assert body["articles"], "compare real articles, not an empty list"
+    problems = conformance_problems(shape_of(real), body)
+    assert not problems, f"simulator {path} differs from {recording}:\n" + "\n".join(problems)
+    # every article carries every key of a real article, and the fields vary like the real ones do
+    assert all(list(a) == list(real["articles"][0]) for a in body["articles"])
+    gaps = missing_types(shape_of(*real["articles"]), shape_of(*body["articles"]))
+    assert not gaps, f"simulator {path} never shows some real variants:\n" + "\n".join(gaps)
+
+
+def test_empty_page_matches_recording(http: requests.Session, server: SimulatorServer) -> None:
+    resp = get(http, server, "/v2/everything", q="bitcoin", **{"from": "2026-11-28T12:00:00", "to": NOW})
+    assert resp.status_code == 200
+    assert resp.json() == load("everything_empty.json")
+
+
+def test_error_bodies_match_recording(http: requests.Session, server: SimulatorServer) -> None:
+    resp = get(http, server, "/v2/everything", headers={"X-Api-Key": "wrong"}, q="bitcoin")
+    assert resp.status_code == 401 and resp.json() == load("error_401_api_key_invalid.json")
+
+    server.configure({"newsapi": {"rate_limit": {"count": 1}}})
+    try:
+        resp = get(http, server, "/v2/everything", q="bitcoin")
+    finally:
+        server.reset()
+    assert resp.status_code == 429 and resp.json() == load("error_429_rate_limited.json")
+    assert "retry-after" not in resp.headers, "NewsAPI sends no Retry-After"
+
+    for recording, status, params in (
+        ("error_426_maximum_results_reached.json", 426, {"pageSize": 90, "page": 2}),
+        ("error_400_parameter_invalid_too_old.json", 400, {"from": "2026-10-01"}),
+    ):
+        real = load(recording)
+        resp = get(http, server, "/v2/everything", q="bitcoin", **params)
+        body = resp.json()
+        assert resp.status_code == status
+        assert (list(body), body["status"], body["code"]) == (list(real), real["status"], real["code"])
+        assert numbers_out(body["message"]) == numbers_out(real["message"])
+    assert (
+        "results 90 to 180"
+        in get(http, server, "/v2/everything", q="b", pageSize=90, page=2).json()["message"]
+    )
+
+
+def test_headers_match_recording(http: requests.Session, server: SimulatorServer) -> None:
+    recorded = header_names() - {"server", "content-length"}  # Server: the simulator's own HTTP server
+    assert {"cache-control", "x-cached-result", "cf-cache-status", "content-type"} <= recorded
+    for resp in (
+        get(http, server, "/v2/everything", q="bitcoin", pageSize=5),
+        get(http, server, "/v2/everything", q="bitcoin", pageSize=100, page=2),
+        get(http, server, "/v2/top-headlines", country="us", pageSize=5),
+    ):
+        missing = recorded - {k.lower() for k in resp.headers}
+        assert not missing, f"HTTP {resp.status_code} lacks recorded headers {sorted(missing)}"
+        assert resp.headers["content-type"] == "application/json; charset=utf-8"
+        assert not {h for h in resp.headers if "ratelimit" in h.lower()}, (
+            "NewsAPI sends no rate-limit headers"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# the recordings through the real hook and parser
+# ------------------------------------------------------------------------------------------------
+
+#: What the playback server answers, by query (``q``, or ``country`` for headlines) and page number.
+PLAYBACK: dict[tuple[str, str], tuple[int, str]] = {
+    ("crypto", "1"): (200, "everything_crypto.json"),
+    ("nothing", "1"): (200, "everything_empty.json"),
+    ("us", "1"): (200, "top_headlines_us_technology.json"),
+    ("capped", "1"): (200, "everything_crypto.json"),
+    ("capped", "2"): (426, "error_426_maximum_results_reached.json"),
+    ("old", "1"): (400, "error_400_parameter_invalid_too_old.json"),
+    ("badkey", "1"): (401, "error_401_api_key_invalid.json"),
+    ("busy", "1"): (429, "error_429_rate_limited.json"),
+}
+
+
+@dataclass
+class Playback:
+    url: str
+    seen: list[tuple[str, dict[str, str], dict[str, str]]]
+
+
+@pytest.fixture(scope="module")
+def playback() -> Iterator[Playback]:
+    seen: list[tuple[str, dict[str, str], dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            split = urlsplit(self.path)
+            query = dict(parse_qsl(split.query))
+            seen.append((split.path, query, dict(self.headers)))
+            status, name = PLAYBACK.get(
+                (query.get("q") or query.get("country", ""), query.get("page", "1")), (404, "")
+            )
+            body = (NEWSAPI / name).read_bytes() if name else b'{"status": "error", "code": "x"}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield Playback(f"http://127.0.0.1:{httpd.server_address[1]}", seen)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def replay_hook(playback: Playback, monkeypatch: pytest.MonkeyPatch) -> tuple[NewsApiHook, list[float]]:
+    conn = {
+        "conn_type": "http",
+        "host": playback.url,
+        "password": "replay-key",
+        "extra": {"timeout": 5, "max_attempts": 3, "backoff": 0.1},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NEWSAPI_REPLAY", json.dumps(conn))
+    playback.seen.clear()
+    waits: list[float] = []
+    return NewsApiHook("newsapi_replay", sleep=waits.append), waits
+
+
+def _everything(q: str, size: int = 20) -> Stream:
+    return Stream(key=f"everything:{q}", endpoint="/v2/everything", params={"q": q, "pageSize": size})
+
+
+def _stored(page: Any) -> StoredPage:
+    return StoredPage(id=1, source="newsapi", stream=page.stream.key, endpoint=page.endpoint, body=page.text)
+
+
+def test_real_everything_page_through_hook_and_parser(
+    replay_hook: tuple[NewsApiHook, list[float]], playback: Playback
+) -> None:
+    hook, _ = replay_hook
+    stream = _everything("crypto")
+    page = hook.fetch_page(stream, 0, {**stream.params, "page": 1})
+    assert page.body == (NEWSAPI / "everything_crypto.json").read_bytes(), "raw keeps the bytes as received"
+    assert (page.status_code, page.is_valid, page.item_count, page.next_cursor) == (200, True, 20, "2")
+    docs = [o for _, o in parse_page(_stored(page), PSEUDO, datetime(2026, 11, 28, tzinfo=UTC))]
+    assert len(docs) == 20 and all(isinstance(d, Document) for d in docs)
+    real = load("everything_crypto.json")["articles"]
+    assert [d.external_id for d in docs] == [a["url"] for a in real]
+    assert docs[2].channel == "Slashdot.org" and docs[2].author_pseudonym == PSEUDO("greeceplate5")
+    assert docs[2].payload == {
+        "source_id": None,
+        "source_name": "Slashdot.org",
+        "url_to_image": None,
+        "query": "crypto",
+    }
+    path, query, headers = playback.seen[0]
+    assert path == "/v2/everything" and query == {"q": "crypto", "pageSize": "20", "page": "1"}
+    assert headers.get("X-Api-Key") == "replay-key" and "Authorization" not in headers
+
+
+def test_real_headlines_and_empty_pages_through_hook_and_parser(
+    replay_hook: tuple[NewsApiHook, list[float]],
+) -> None:
+    hook, _ = replay_hook
+    headlines = Stream(
+        key="top-headlines:us/technology", endpoint="/v2/top-headlines", params={"country": "us"}
+    )
+    page = hook.fetch_page(headlines, 0, {**headlines.params, "pageSize": 6, "page": 1})
+    assert (page.item_count, page.next_cursor) == (6, "2")  # 6 of totalResults 70
+    docs = [o for _, o in parse_page(_stored(page), PSEUDO, datetime(2026, 11, 28, tzinfo=UTC))]
+    assert [d.channel for d in docs if isinstance(d, Document)] == [
+        "Nintendo Life",
+        "Rolling Stone",
+        "Nintendo Life",
+        "Google News",
+        "ComicBook.com",
+        "CNET",
+    ]
+    window = Window(datetime(2026, 11, 28, 11, tzinfo=UTC), datetime(2026, 11, 28, 12, tzinfo=UTC))
+    [empty] = list(hook.iter_pages(_everything("nothing"), window))
+    assert (empty.status_code, empty.item_count, empty.next_cursor) == (200, 0, None)
+    assert list(parse_page(_stored(empty), PSEUDO, datetime(2026, 11, 28, tzinfo=UTC))) == []
+
+
+def test_real_plan_limits_end_the_stream_cleanly(replay_hook: tuple[NewsApiHook, list[float]]) -> None:
+    hook, waits = replay_hook
+    window = Window(datetime(2026, 11, 28, 11, tzinfo=UTC), datetime(2026, 11, 28, 12, tzinfo=UTC))
+    first, capped = list(hook.iter_pages(_everything("capped"), window))
+    assert (first.item_count, first.next_cursor) == (20, "2")
+    assert (capped.status_code, capped.is_valid, capped.item_count, capped.next_cursor) == (
+        426,
+        True,
+        0,
+        None,
+    )
+    assert (
+        capped.error is not None and "Developer accounts are limited to a max of 100 results" in capped.error
+    )
+    assert list(parse_page(_stored(capped), PSEUDO, datetime(2026, 11, 28, tzinfo=UTC))) == []
+    [old] = list(hook.iter_pages(_everything("old"), window))
+    assert (old.status_code, old.item_count, old.next_cursor) == (400, 0, None)
+    assert old.error is not None and old.error.startswith("beyond reach") and "2019-07-07" in old.error
+    assert waits == [], "plan limits are not retried"
+
+
+def test_real_error_answers_through_the_hook(
+    replay_hook: tuple[NewsApiHook, list[float]], playback: Playback
+) -> None:
+    hook, waits = replay_hook
+    stream = _everything("badkey")
+    with pytest.raises(SourceAuthError, match=r"'newsapi_replay' \(HTTP 401 on /v2/everything apiKeyInvalid"):
+        hook.fetch_page(stream, 0, {**stream.params, "page": 1})
+    assert len(playback.seen) == 1
+    stream = _everything("busy")
+    with pytest.raises(PageFetchError, match=r"failed after 3 attempts: HTTP 429 \(rateLimited\)"):
+        hook.fetch_page(stream, 0, {**stream.params, "page": 1})
+    assert waits == pytest.approx([0.1, 0.2])  # no Retry-After from NewsAPI: backoff
+    assert len(playback.seen) == 4
