@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -66,7 +66,9 @@ OWN_EXTRAS = frozenset({"timeout", "max_attempts", "backoff", "max_results", "ma
 
 
 def _utcnow() -> datetime:
-    return datetime.now(tz=UTC)
+    from pulse.windows import utcnow
+
+    return utcnow()
 
 
 def _http_hook(conn: Any) -> HttpHook:
