@@ -681,7 +681,8 @@ class SimulatorServer:
                     malformed = True
                 if malformed:
                     response.body = response.body[: len(response.body) // 2]
-        response.headers.update(source.api_headers(window, throttled))
+        # A played recording's own headers win over the generated rate-limit headers.
+        response.headers = {**source.api_headers(window, throttled), **response.headers}
         key = str(response.status)
         state.by_status[key] = state.by_status.get(key, 0) + 1
         if response.status == 200 and not malformed:

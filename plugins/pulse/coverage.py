@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 BEYOND_REACH = "beyond_reach"
 BUDGET_EXHAUSTED = "budget_exhausted"
 LISTING_CAP = "listing_cap"
+NOT_YET_AVAILABLE = "not_yet_available"
 
 
 def record(
