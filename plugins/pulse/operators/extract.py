@@ -217,7 +217,13 @@ class ExtractToRawOperator(BaseOperator):
             if budget_spent:
                 continue
             coverage.record(
-                conn, self.source, stream.key, window.start, window.end, "ingested", run.dag_run_id
+                conn,
+                self.source,
+                stream.key,
+                fetch_window.start,
+                fetch_window.end,
+                "ingested",
+                run.dag_run_id,
             )
             gaps += self._listing_cap_gap(conn, stream, window, final, run)
         pages_n, items = raw.run_totals(self.source, run.dag_run_id)

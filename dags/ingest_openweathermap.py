@@ -1,0 +1,50 @@
+"""
+### ingest_openweathermap
+
+Current weather and the 5 day / 3 hour forecast of the cities in `include/sources.yaml`, every hour at minute
+5, into `core.weather_observations`.
+
+* **extract**: per city, `GET /data/2.5/weather` and (with `forecast: true`) `GET /data/2.5/forecast`, both with
+  `units=metric`; one page each, stored in `raw.api_responses` as it arrives (the API key is never stored).
+* **load**: parses this run's pages; each observation and forecast entry is upserted into
+  `core.weather_observations` keyed by `(city, kind, valid_at)` (a newer forecast for the same time replaces the
+  older one); bad entries (missing or unparseable `dt`, non-numeric or implausible values, a forecast time
+  beyond the 5-day range, NUL bytes) go to `quality.quarantine` with a reason code.
+
+**Window**: scheduled runs cover the hour before their tick. A manual run (no logical date) covers the hour
+before it was triggered; set `window_start` and `window_end` to pick one. Both endpoints describe only the
+present: a window (or the part of one) that ended more than 2 hours ago is beyond reach, so the run fetches
+nothing for it and records a `beyond_reach` gap in `ops.coverage` (a backfill succeeds with no rows).
+
+**Triage**: 401/403 means the API key in the `openweathermap_default` connection (password) is wrong or not
+yet active (new keys take up to 2 hours); no retries. 429 means the plan's quota (60 calls/min on the free
+plan) is spent; 5xx come from OpenWeatherMap; the task retries both with backoff. See `ops.ingest_runs` for
+what each run fetched.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from pulse.assets import WEATHER_OBSERVATIONS
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.operators.extract import ExtractToRawOperator
+from pulse.operators.load import LoadRawToCoreOperator
+
+with DAG(
+    dag_id="ingest_openweathermap",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("5 * * * *", timezone="UTC", interval=timedelta(hours=1)),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args(),
+    params=window_params(),
+    tags=["ingest", "openweathermap"],
+    on_failure_callback=dag_failure_notifier(),
+    deadline=deadline(timedelta(minutes=30)),
+):
+    extract = ExtractToRawOperator(task_id="extract", source="openweathermap", pool="openweathermap_api")
+    load = LoadRawToCoreOperator(task_id="load", source="openweathermap", outlets=[WEATHER_OBSERVATIONS])
+    extract >> load
