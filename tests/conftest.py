@@ -187,12 +187,18 @@ def dag_test(dag: Any, **kwargs: Any) -> Any:
     "'dict' object has no attribute 'hex'"). Deadlines never fire under ``dag.test()`` anyway (AIRFLOW3.md §1),
     so they are detached for the call; the policy tests check them, the local stack fires them.
     """
+    import copy
+
     kwargs.setdefault("logical_date", None)
     saved, dag.deadline = dag.deadline, None
+    # dag.test() resolves run_conf into the DAG's own Param objects, so one run's conf would leak into the
+    # next in-process run: restore them afterwards.
+    saved_params = copy.deepcopy(dag.params)
     try:
         return dag.test(**kwargs)
     finally:
         dag.deadline = saved
+        dag.params = saved_params
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -204,6 +204,8 @@ class ExtractToRawOperator(BaseOperator):
                         page.item_count,
                         raw_id,
                     )
+                    if page.next_cursor is None:
+                        break  # the stream is complete: no budget call for a page that is not needed
             except SourceAuthError as exc:
                 raise AirflowFailException(str(exc)) from exc
             except MalformedPageError as exc:

@@ -1,0 +1,55 @@
+"""
+### ingest_alphavantage
+
+Daily and intraday bars of the stocks and daily bars of the crypto pairs in `include/sources.yaml`, every
+weekday at 22:30 UTC (after the US close), into `core.market_bars`.
+
+* **extract**: one Alpha Vantage call per series, each stored in `raw.api_responses` as it arrives (a retry
+  skips the series already stored): `TIME_SERIES_DAILY` per stock (`compact`: the last 100 trading days),
+  `TIME_SERIES_INTRADAY` per stock and per US/Eastern month the window touches (`month=YYYY-MM`, the whole
+  month), `DIGITAL_CURRENCY_DAILY` per crypto pair (the whole history).
+* **load**: every bar of those responses is upserted into `core.market_bars` (key: symbol, market, interval,
+  bar start in UTC); bad bars (non-numeric or missing values, bad or future timestamps, high below low) go to
+  `quality.quarantine` with a reason code.
+
+**Window**: scheduled runs cover the day before their tick. A manual run (no logical date) covers the day
+before it was triggered; set `window_start` and `window_end` to pick one. The window decides which intraday
+months are asked for; daily series always come whole. Reach: daily stock bars 100 trading days back with a
+free key (`daily_outputsize: full` needs a premium key), intraday any month since 2000-01, crypto daily the
+whole history. A window older than the daily series' reach is recorded as a `beyond_reach` gap in
+`ops.coverage` instead of being fetched; when the source's budget (25 calls/day, `pulse.budget`) runs out the
+run ends cleanly and the streams left are recorded as `budget_exhausted` gaps.
+
+**Triage**: Alpha Vantage answers errors with HTTP 200. "rejected the API key" means the `alphavantage_default`
+connection's password is wrong (no retries). "daily request quota ... is spent" means the key's 25 calls/day are
+used up (no retries: rerun tomorrow or use a premium key). "refused ... Check the symbol" names a bad symbol in
+`include/sources.yaml`. Per-minute throttles (`Note`) and 5xx are waited out and retried. See
+`ops.ingest_runs` for what each run fetched.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from pulse.assets import MARKET_BARS
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.operators.extract import ExtractToRawOperator
+from pulse.operators.load import LoadRawToCoreOperator
+
+with DAG(
+    dag_id="ingest_alphavantage",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("30 22 * * 1-5", timezone="UTC", interval=timedelta(days=1)),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # one run at a time: the free key has 25 calls a day
+    default_args=default_args(),
+    params=window_params(),
+    tags=["ingest", "alphavantage"],
+    on_failure_callback=dag_failure_notifier(),
+    deadline=deadline(timedelta(hours=2)),
+):
+    extract = ExtractToRawOperator(task_id="extract", source="alphavantage", pool="alphavantage_api")
+    load = LoadRawToCoreOperator(task_id="load", source="alphavantage", outlets=[MARKET_BARS])
+    extract >> load
