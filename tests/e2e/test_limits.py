@@ -66,7 +66,9 @@ def test_budget_running_out_mid_run_ends_cleanly_with_a_gap(
     from collections import defaultdict
 
     events: Any = defaultdict(SimpleNamespace)
-    load = reddit_dag.get_task("load").execute({**_context(reddit_dag, "budget_run"), "outlet_events": events})
+    load = reddit_dag.get_task("load").execute(
+        {**_context(reddit_dag, "budget_run"), "outlet_events": events}
+    )
     assert load["loaded"] + load["quarantined"] > 0
 
 
