@@ -106,7 +106,18 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
             """,
             ([r["dag_run_id"] for r in runs],),
         ).fetchall()
-        totals = conn.execute("SELECT source, count(*) FROM core.documents GROUP BY 1 ORDER BY 1").fetchall()
+        totals = conn.execute(
+            """
+            SELECT 'documents', source, count(*) FROM core.documents GROUP BY 2
+            UNION ALL SELECT 'market_bars', source, count(*) FROM core.market_bars GROUP BY 2
+            UNION ALL SELECT 'weather_observations', source, count(*) FROM core.weather_observations GROUP BY 2
+            UNION ALL SELECT 'github_repo_snapshots', source, count(*) FROM core.github_repo_snapshots GROUP BY 2
+            ORDER BY 2, 1
+            """
+        ).fetchall()
+        gaps = conn.execute(
+            "SELECT source, reason, count(*) FROM ops.coverage WHERE status = 'gap' GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
         quarantine = conn.execute(
             "SELECT source, count(*) FROM quality.quarantine GROUP BY 1 ORDER BY 1"
         ).fetchall()
@@ -132,7 +143,9 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         if row:
             lines.append(f"    window {row[3]:%Y-%m-%d %H:%M} to {row[4]:%Y-%m-%d %H:%M} UTC")
     lines.append("")
-    lines.append("warehouse totals: " + ", ".join(f"{s}: {n} documents" for s, n in totals))
+    lines.append("warehouse totals (core):")
+    lines += [f"  {source:15} {n:>7} rows in core.{table}" for table, source, n in totals]
+    lines.append("coverage gaps: " + (", ".join(f"{s} {r}: {n}" for s, r, n in gaps) or "none"))
     lines.append("quarantine totals: " + (", ".join(f"{s}: {n}" for s, n in quarantine) or "none"))
     slack_file = stack.STATE / "slack" / "messages.jsonl"
     slack_count = len(slack_file.read_text().splitlines()) if slack_file.exists() else 0
