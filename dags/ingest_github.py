@@ -1,0 +1,57 @@
+"""
+### ingest_github
+
+GitHub activity of the repositories in `include/sources.yaml`, every hour at minute 40: repository snapshots
+(stars, forks, watchers, open issues) into `core.github_repo_snapshots`, repository events and issues / pull
+requests into `core.documents` (kinds `github_event`, `issue`, `pull_request`; logins stored only as
+pseudonyms), and the configured repository search as one snapshot per hit.
+
+* **extract**: per repository `GET /repos/{o}/{r}` (one page), `/events` (newest first, back to the window
+  start) and `/issues?state=all&since=<window start>&sort=updated` (until items updated after the window end),
+  plus `GET /search/repositories` up to `search_max_items`; pages follow GitHub's `Link` header and land in
+  `raw.api_responses` as they arrive (a retry resumes after the last stored page).
+* **load**: parses this run's pages; snapshots are keyed by (repo, window end) and documents by GitHub id, so
+  a re-run upserts; bad items go to `quality.quarantine` with a reason code.
+
+**Window**: scheduled runs cover the hour before their tick. A manual run (no logical date) covers the hour
+before it was triggered; set `window_start` and `window_end` to pick one. Reach: the Events API keeps at most
+300 events of the last **90 days** (an older window is a `beyond_reach` gap in `ops.coverage`; a busy
+repository's 300 events may not even cover the window: a `listing_cap` gap); issues reach any window through
+`since` (with their state as of the run, not as of the window); repository counters exist only now, so
+snapshots of a window more than 6 hours old are gaps, not fetched.
+
+**Triage**: 401 means the `github_default` connection's token (password) is wrong or expired; a plain 403
+means it may not read the repository (no retries either way). 403/429 with `x-ratelimit-remaining: 0` waits
+for `x-ratelimit-reset`, a secondary limit for `retry-after`; repeated limits or 5xx come from GitHub and the
+task retries with backoff. A 404 names a repository that does not exist (or is private): fix
+`include/sources.yaml`. See `ops.ingest_runs` for what each run fetched.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from pulse.assets import CORE_DOCUMENTS, GITHUB_REPO_SNAPSHOTS
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.operators.extract import ExtractToRawOperator
+from pulse.operators.load import LoadRawToCoreOperator
+
+with DAG(
+    dag_id="ingest_github",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("40 * * * *", timezone="UTC", interval=timedelta(hours=1)),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args(),
+    params=window_params(),
+    tags=["ingest", "github"],
+    on_failure_callback=dag_failure_notifier(),
+    deadline=deadline(timedelta(minutes=45)),
+):
+    extract = ExtractToRawOperator(task_id="extract", source="github", pool="github_api")
+    load = LoadRawToCoreOperator(
+        task_id="load", source="github", outlets=[CORE_DOCUMENTS, GITHUB_REPO_SNAPSHOTS]
+    )
+    extract >> load
