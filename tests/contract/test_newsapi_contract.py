@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +37,7 @@ from pulse.privacy import make_pseudonymizer
 from pulse.sources.base import Document, PageFetchError, SourceAuthError, StoredPage, Stream
 from pulse.sources.newsapi import parse_page
 from pulse.windows import Window
+from tests.contract.shapes import Shape, conformance_problems, shape_of
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
@@ -48,76 +49,6 @@ if not NEWSAPI.is_dir():
 NOW = "2026-11-28T12:00:00Z"
 KEY = {"X-Api-Key": "sim-newsapi-key"}
 PSEUDO = make_pseudonymizer("newsapi", key=b"k")
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-@dataclass
-class Shape:
-    """What data shows at one position: types seen, object keys (and how often), list elements merged."""
-
-    types: set[str] = field(default_factory=set)
-    objects: int = 0
-    key_counts: dict[str, int] = field(default_factory=dict)
-    keys: dict[str, Shape] = field(default_factory=dict)
-    elements: Shape | None = None
-
-    def learn(self, value: Any) -> Shape:
-        kind = json_type(value)
-        self.types.add(kind)
-        if kind == "object":
-            self.objects += 1
-            for key, sub in value.items():
-                self.key_counts[key] = self.key_counts.get(key, 0) + 1
-                self.keys.setdefault(key, Shape()).learn(sub)
-        elif kind == "array":
-            for element in value:
-                self.elements = (self.elements or Shape()).learn(element)
-        return self
-
-
-def shape_of(*values: Any) -> Shape:
-    shape = Shape()
-    for value in values:
-        shape.learn(value)
-    return shape
-
-
-def conformance_problems(real: Shape, value: Any, path: str = "$") -> list[str]:
-    """Keys of ``real`` (present in every real instance) missing from ``value``, and incompatible types."""
-    problems: set[str] = set()
-    _check(real, value, path, problems)
-    return sorted(problems)
-
-
-def _check(real: Shape, value: Any, path: str, problems: set[str]) -> None:
-    kind = json_type(value)
-    allowed = real.types - {"null"}
-    if kind != "null" and allowed and kind not in allowed:
-        problems.add(f"{path}: type {kind}, real data has {sorted(real.types)}")
-        return
-    if kind == "object" and real.objects:
-        for name, sub in real.keys.items():
-            if name not in value:
-                if real.key_counts[name] == real.objects:
-                    problems.add(f"{path}.{name}: missing")
-                continue
-            _check(sub, value[name], f"{path}.{name}", problems)
-    elif kind == "array" and real.elements is not None:
-        for element in value:
-            _check(real.elements, element, f"{path}[*]", problems)
 
 
 def missing_types(real: Shape, sim: Shape, path: str = "$") -> list[str]:
