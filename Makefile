@@ -8,7 +8,7 @@ UV_VERSION  := 0.13.9
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 
-.PHONY: run test psql stop status lint install migrate clean
+.PHONY: run test bench dictionary psql stop status lint install migrate clean
 
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ run: install ## bring the stack up, run every ingest DAG once, keep the UI up (O
 test: install ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-psql: install ## psql on the local warehouse (SQL="..." runs one statement)
-	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",)
+bench: install ## benchmarks on the local stack's PostgreSQL, side by side in one run (BENCH_ARGS=...)
+	$(PY) -m bench.loader $(BENCH_ARGS)
+
+psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
+	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",) $(if $(ROLE),--role $(ROLE),)
+
+dictionary: install ## regenerate docs/data_dictionary.md from the migrated local warehouse
+	$(PY) -m dev.stack dictionary
 
 migrate: install ## apply the warehouse migrations to the local stack's warehouse
 	$(PY) -m dev.stack pg-up
@@ -37,8 +43,8 @@ status: install
 	$(PY) -m dev.stack status
 
 lint: install
-	$(VENV)/bin/ruff check dags plugins dev tests include
-	$(VENV)/bin/ruff format --check dags plugins dev tests include
+	$(VENV)/bin/ruff check dags plugins dev tests include bench
+	$(VENV)/bin/ruff format --check dags plugins dev tests include bench
 
 lock: ## re-pin requirements.lock from requirements-dev.txt (Python 3.11)
 	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 -o requirements.lock

@@ -59,6 +59,7 @@ SLACK_PORT = _port("PULSE_SLACK_PORT", 8766)
 PG_SUPERUSER = "postgres"
 WAREHOUSE_DB = "warehouse"
 WAREHOUSE_ROLE = "pulse_loader"
+ANALYST_ROLE = "analyst"
 AIRFLOW_DB = "airflow"
 AIRFLOW_ROLE = "airflow"
 
@@ -251,6 +252,18 @@ def _ensure_databases(sec: dict[str, str]) -> None:
                     sql.SQL(verb), sql.Identifier(role), sql.Literal(sec[pw_key])
                 )
             )
+        # The analysts' read-only group role; the warehouse migrations grant it its rights.
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(ANALYST_ROLE)))
+            conn.execute(
+                sql.SQL(
+                    "COMMENT ON ROLE {} IS 'Pulse analysts: read-only on analytics, core and enriched.'"
+                ).format(sql.Identifier(ANALYST_ROLE))
+            )
+        # Lets the pipeline's role act as an analyst (make psql ROLE=analyst; the role tests).
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(ANALYST_ROLE), sql.Identifier(WAREHOUSE_ROLE))
+        )
         for db, owner in ((WAREHOUSE_DB, WAREHOUSE_ROLE), (AIRFLOW_DB, AIRFLOW_ROLE)):
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
                 conn.execute(
@@ -503,12 +516,14 @@ def wait_http(url: str, timeout: float, what: str) -> None:
     raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s ({last}); see .local/logs/")
 
 
+def _dsn_uri() -> str:
+    dsn = warehouse_dsn()
+    return f"postgresql://{dsn['user']}:{dsn['password']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}"
+
+
 def migrate_warehouse() -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
-    dsn = warehouse_dsn()
-    env["PULSE_WAREHOUSE_DSN"] = (
-        f"postgresql://{dsn['user']}:{dsn['password']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}"
-    )
+    env["PULSE_WAREHOUSE_DSN"] = _dsn_uri()
     res = subprocess.run(
         [sys.executable, "-m", "pulse.warehouse.migrate", "upgrade"], cwd=ROOT, env=env, check=False
     )
@@ -563,11 +578,13 @@ def status() -> None:
     print(f"{'postgres':14} {'running' if _pg_ready() else 'stopped'} ({HOST}:{PG_PORT})")
 
 
-def psql(statement: str | None) -> int:
+def psql(statement: str | None, role: str | None = None) -> int:
     sec = load_secrets()
     if not _pg_ready():
         pg_up()
     env = {**os.environ, "PGPASSWORD": sec["warehouse_password"]}
+    if role:
+        env["PGOPTIONS"] = f"-c role={role}"
     argv = [str(PG_BIN / "psql"), "-h", HOST, "-p", str(PG_PORT), "-U", WAREHOUSE_ROLE, "-d", WAREHOUSE_DB]
     if statement:
         argv += ["-v", "ON_ERROR_STOP=1", "-c", statement]
@@ -586,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the Airflow environment as shell exports (secrets included)")
     p = sub.add_parser("psql", help="open psql on the warehouse")
     p.add_argument("--sql", default=None)
+    p.add_argument("--role", default=None, help="act as this role, e.g. analyst (read-only)")
+    d = sub.add_parser("dictionary", help="regenerate docs/data_dictionary.md from the migrated warehouse")
+    d.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     if args.cmd == "up":
         up()
@@ -603,7 +623,14 @@ def main(argv: list[str] | None = None) -> int:
             if k.startswith(("AIRFLOW", "PULSE", "PYTHONPATH")):
                 print(f"export {k}={shlex.quote(v)}")
     elif args.cmd == "psql":
-        return psql(args.sql)
+        return psql(args.sql, args.role)
+    elif args.cmd == "dictionary":
+        pg_up()
+        migrate_warehouse()
+        os.environ["PULSE_WAREHOUSE_DSN"] = _dsn_uri()
+        from pulse.warehouse import dictionary
+
+        return dictionary.main(["--check"] if args.check else [])
     return 0
 
 

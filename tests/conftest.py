@@ -193,12 +193,16 @@ def dag_test(dag: Any, **kwargs: Any) -> Any:
     saved, dag.deadline = dag.deadline, None
     # dag.test() resolves run_conf into the DAG's own Param objects, so one run's conf would leak into the
     # next in-process run: restore them afterwards.
+    # Each task holds its own copy of the params too.
     saved_params = copy.deepcopy(dag.params)
+    saved_task_params = {task.task_id: copy.deepcopy(task.params) for task in dag.tasks}
     try:
         return dag.test(**kwargs)
     finally:
         dag.deadline = saved
         dag.params = saved_params
+        for task in dag.tasks:
+            task.params = saved_task_params[task.task_id]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

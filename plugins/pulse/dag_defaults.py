@@ -15,7 +15,7 @@ OWNER = "pulse-data"
 ALERTS_CONN_ID = "slack_alerts"
 
 #: The one tag vocabulary. A DAG carries one layer tag and, for ingestion, one source tag.
-LAYER_TAGS = frozenset({"ingest", "enrich", "quality", "trends", "retention", "export"})
+LAYER_TAGS = frozenset({"ingest", "enrich", "quality", "trends", "retention", "export", "maintenance"})
 SOURCE_TAGS = frozenset({"reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"})
 TAGS = LAYER_TAGS | SOURCE_TAGS
 

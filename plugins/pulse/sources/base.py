@@ -31,6 +31,7 @@ class Reason(StrEnum):
     TEXT_TOO_LARGE = "text_too_large"
     MISSING_TEXT = "missing_text"
     BAD_FIELD = "bad_field"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
 
 
 class ItemError(ValueError):
@@ -125,25 +126,11 @@ class Document:
     payload: dict[str, Any] = field(default_factory=dict)
 
     def content_hash(self) -> str:
-        """Hash of everything loaded except lineage: unchanged content means no rewrite."""
-        blob = json.dumps(
-            [
-                self.kind,
-                self.channel,
-                self.created_at.isoformat(),
-                self.title,
-                self.body,
-                self.url,
-                self.author_pseudonym,
-                self.score,
-                self.metrics,
-                self.payload,
-            ],
-            sort_keys=True,
-            ensure_ascii=False,
-            default=str,
-        )
-        return hashlib.sha256(blob.encode("utf-8", errors="surrogatepass")).hexdigest()
+        """Hash of everything loaded except lineage: unchanged content means no rewrite (the loader's
+        ``content_sha256``)."""
+        from pulse.warehouse.loader import document_hash
+
+        return document_hash(self)
 
 
 #: Fact tables, their key columns and value columns (lineage columns are added by the loader).

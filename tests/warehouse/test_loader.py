@@ -1,0 +1,160 @@
+"""The document loader against the real warehouse: bad values, dedupe, change detection, atomic batches."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from pulse.sources.base import Document, Reason
+from pulse.warehouse.loader import load_refusal, quarantine, upsert_documents
+
+T0 = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
+
+
+def doc(i: int, **changes: Any) -> Document:
+    base = Document(
+        source="test",
+        external_id=f"t_{i}",
+        kind="post",
+        created_at=T0 + timedelta(seconds=i),
+        channel="python",
+        title=f"title {i}",
+        body=f"body {i}",
+        url=f"https://example.com/{i}",
+        author_pseudonym="p" * 64,
+        score=i,
+        metrics={"comments": i},
+        payload={"flair": "News", "n": i},
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def conn(warehouse: dict[str, Any]) -> Any:
+    with psycopg.connect(**warehouse, autocommit=True) as c:
+        c.execute("DELETE FROM core.documents WHERE source = 'test'")
+        c.execute("DELETE FROM quality.quarantine WHERE source = 'test'")
+        yield c
+        c.execute("DELETE FROM core.documents WHERE source = 'test'")
+        c.execute("DELETE FROM quality.quarantine WHERE source = 'test'")
+
+
+def stored(conn: Any) -> dict[str, tuple[Any, ...]]:
+    rows = conn.execute(
+        "SELECT external_id, body, score, payload, content_sha256, loaded_at, raw_response_id, xmin::text, xmax::text "
+        "FROM core.documents WHERE source = 'test'"
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_bad_values_are_refused_or_cleaned_and_the_rest_of_the_batch_loads(conn: Any) -> None:
+    docs = [
+        doc(0),
+        doc(1, body="before\x00after"),  # NUL: PostgreSQL text cannot hold it
+        doc(2, title="lone \ud800 surrogate"),  # cleaned to U+FFFD
+        doc(3, created_at=datetime(1900, 1, 1, tzinfo=UTC)),  # out of the sane range
+        doc(4, score=2**40),  # does not fit integer
+        doc(5, payload={"x": float("nan"), "big": 2**80}),  # NaN -> null, big integer kept exactly
+        doc(6, payload={"x": "nul\x00inside"}),  # jsonb refuses \u0000
+        doc(7, external_id="k" * 5000),  # too long for a B-tree index entry
+        doc(8, created_at=datetime(2026, 11, 28, 11, 30)),  # naive: unknown time zone
+        doc(9, metrics={"ratio": float("inf")}),
+    ]
+    result = upsert_documents(conn, [(d, 100 + i) for i, d in enumerate(docs)], "run_bad")
+    refused = {r.position: r.reason for r in result.rejected}
+    assert refused == {
+        1: Reason.TEXT_NUL_BYTE,
+        3: Reason.BAD_TIMESTAMP,
+        4: Reason.NUMBER_OUT_OF_RANGE,
+        6: Reason.TEXT_NUL_BYTE,
+        7: Reason.BAD_FIELD,
+        8: Reason.BAD_TIMESTAMP,
+    }
+    rows = stored(conn)
+    assert sorted(rows) == ["t_0", "t_2", "t_5", "t_9"]
+    assert result.loaded == result.changed == 4
+    title = conn.execute("SELECT title FROM core.documents WHERE external_id = 't_2'").fetchone()[0]
+    assert title == "lone \ufffd surrogate"
+    payload = rows["t_5"][2]
+    assert payload["x"] is None and payload["big"] == 2**80
+    assert conn.execute("SELECT metrics FROM core.documents WHERE external_id = 't_9'").fetchone()[0] == {
+        "ratio": None
+    }
+    # Every refusal becomes a quarantine row with its reason; quarantine itself never chokes on the values.
+    rejected = [
+        (load_refusal(r.position, r, docs[r.position].external_id, docs[r.position]), 100 + r.position)
+        for r in result.rejected
+    ]
+    assert quarantine(conn, "test", rejected, "run_bad") == 6
+    reasons = dict(
+        conn.execute(
+            "SELECT item_index, reason_code FROM quality.quarantine WHERE source = 'test'"
+        ).fetchall()
+    )
+    assert reasons == {p: str(r) for p, r in refused.items()}
+
+
+def test_duplicates_in_a_batch_keep_the_copy_from_the_newest_page(conn: Any) -> None:
+    docs = [(doc(1, body="old"), 5), (doc(1, body="newest"), 9), (doc(1, body="middle"), 7)]
+    result = upsert_documents(conn, docs, "run_dup")
+    assert (result.loaded, result.changed) == (1, 1)
+    assert stored(conn)["t_1"][0] == "newest"
+
+
+def test_unchanged_rows_are_not_rewritten_and_changed_rows_are(conn: Any) -> None:
+    docs = [(doc(i), 1) for i in range(50)]
+    first = upsert_documents(conn, docs, "run_1")
+    assert (first.loaded, first.changed) == (50, 50)
+    before = stored(conn)
+    again = upsert_documents(conn, [(d, 2) for d, _ in docs], "run_2")
+    assert (again.loaded, again.changed) == (50, 0)
+    assert stored(conn) == before  # same xmin and xmax: not rewritten, not even locked
+    edited = [(doc(i, body="edited") if i < 5 else doc(i), 3) for i in range(50)]
+    third = upsert_documents(conn, edited, "run_3")
+    assert (third.loaded, third.changed) == (50, 5)
+    after = stored(conn)
+    assert {k for k in after if after[k] != before[k]} == {f"t_{i}" for i in range(5)}
+    assert all(after[f"t_{i}"][5] == 3 for i in range(5))  # lineage points at the newer page
+    first_loaded = conn.execute(
+        "SELECT count(DISTINCT first_loaded_at) FROM core.documents WHERE source = 'test'"
+    ).fetchone()[0]
+    assert first_loaded == 1
+
+
+def test_each_batch_is_one_transaction(conn: Any) -> None:
+    """A failure inside a batch leaves none of that batch; earlier batches stay."""
+    conn.execute(
+        """
+        CREATE FUNCTION pg_temp.boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.external_id = 't_3' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$
+        """
+    )
+    conn.execute("SELECT ops.ensure_month_partitions('core.documents', %s, %s)", (T0, T0))
+    part = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'core.documents'::regclass AND c.relname = 'documents_p2026_11'"
+    ).fetchone()[0]
+    conn.execute(
+        f"CREATE TRIGGER boom BEFORE INSERT ON core.{part} FOR EACH ROW EXECUTE FUNCTION pg_temp.boom()"
+    )
+    try:
+        with pytest.raises(psycopg.errors.RaiseException):
+            upsert_documents(conn, [(doc(i), 1) for i in range(6)], "run_boom", batch_size=2)
+    finally:
+        conn.execute(f"DROP TRIGGER boom ON core.{part}")
+    assert sorted(stored(conn)) == ["t_0", "t_1"]  # batch 1 committed; batch 2 (t_2, t_3) rolled back
+
+
+def test_a_month_without_partition_gets_one_and_nothing_lands_in_default(conn: Any) -> None:
+    old = doc(1, created_at=datetime(2019, 5, 17, 8, tzinfo=UTC))
+    result = upsert_documents(conn, [(old, 1)], "run_old")
+    assert result.changed == 1
+    where = conn.execute(
+        "SELECT tableoid::regclass::text FROM core.documents WHERE source = 'test'"
+    ).fetchone()[0]
+    assert where == "core.documents_p2019_05"
+    assert conn.execute("SELECT count(*) FROM core.documents_default").fetchone()[0] == 0
