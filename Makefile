@@ -24,11 +24,9 @@ run: install ## bring the stack up, run every ingest DAG once, keep the UI up (O
 test: install ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install ## benchmarks on the local stack's PostgreSQL, side by side in one run (BENCH_ARGS=...)
-	$(PY) -m bench.loader $(BENCH_ARGS)
-
-psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
-	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",) $(if $(ROLE),--role $(ROLE),)
+BENCHES ?= loader enrich dedup
+bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some; BENCH_ARGS=... passes flags)
+	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 
 dictionary: install ## regenerate docs/data_dictionary.md from the migrated local warehouse
 	$(PY) -m dev.stack dictionary

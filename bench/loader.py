@@ -24,7 +24,6 @@ timed while autovacuum analyses what the previous one loaded. Repetitions are in
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
 import statistics
@@ -225,7 +224,6 @@ def m_insert_rows(docs: list[Any], _rows: list[tuple[Any, ...]]) -> int:
 
     rows = build_rows(docs)
     hook = PostgresHook(postgres_conn_id="pulse_bench")
-    hook.log.setLevel(logging.WARNING)  # it logs every 1,000 rows
     hook.insert_rows(
         "core.documents",
         rows,
@@ -300,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = {s for s in args.skip.split(",") if s}
 
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # insert_rows logs every 1,000 rows
     # dlt reads Airflow Variables as a config source when Airflow is importable; there is no Airflow DB here.
     os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
     fresh_database()

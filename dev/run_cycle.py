@@ -26,6 +26,34 @@ def ingest_dag_ids() -> list[str]:
     return sorted(p.stem for p in (stack.ROOT / "dags").glob("ingest_*.py"))
 
 
+#: DAGs triggered by hand next to the ingest DAGs, and DAGs that follow them through Assets.
+TRIGGERED_TOO = ["warehouse_maintenance"]
+FOLLOWERS = ["enrich"]
+
+
+def wait_for_followers(
+    api: Api, dag_ids: list[str], since: datetime, timeout: float = 900
+) -> list[dict[str, Any]]:
+    """Wait until the Asset-triggered runs of ``dag_ids`` queued since ``since`` are done and no new one
+    appears for a while (the scheduler queues them as the ingest runs' Asset events arrive)."""
+    deadline = time.time() + timeout
+    quiet = 0
+    while True:
+        runs = [
+            r
+            for dag_id in dag_ids
+            for r in api.get(f"/dags/{dag_id}/dagRuns", limit=50, order_by="-run_after")["dag_runs"]
+            if datetime.fromisoformat(r["queued_at"] or r["run_after"]) >= since
+        ]
+        done = bool(runs) and all(r["state"] in TERMINAL for r in runs)
+        quiet = quiet + 1 if done else 0
+        if quiet >= 3:
+            return runs
+        if time.time() > deadline:
+            raise SystemExit(f"{dag_ids} runs did not finish within {timeout:.0f}s")
+        time.sleep(5)
+
+
 class Api:
     """A small client for Airflow's REST API v2 with a JWT from the simple auth manager."""
 
@@ -121,6 +149,15 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         quarantine = conn.execute(
             "SELECT source, count(*) FROM quality.quarantine GROUP BY 1 ORDER BY 1"
         ).fetchall()
+        enriched = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM enriched.document_features),
+                   (SELECT count(*) FROM enriched.entity_mentions),
+                   (SELECT count(*) FROM enriched.enrichment_errors),
+                   (SELECT count(*) FROM analytics.duplicate_clusters),
+                   (SELECT count(*) FROM enriched.duplicate_clusters)
+            """
+        ).fetchone()
     state = {r["dag_run_id"]: r["state"] for r in runs}
     lines = [
         "",
@@ -147,6 +184,10 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
     lines += [f"  {source:15} {n:>7} rows in core.{table}" for table, source, n in totals]
     lines.append("coverage gaps: " + (", ".join(f"{s} {r}: {n}" for s, r, n in gaps) or "none"))
     lines.append("quarantine totals: " + (", ".join(f"{s}: {n}" for s, n in quarantine) or "none"))
+    lines.append(
+        f"enriched: {enriched[0]} documents with features, {enriched[1]} entity mentions, {enriched[2]} enricher "
+        f"errors; {enriched[3]} duplicate clusters holding {enriched[4]} documents"
+    )
     slack_file = stack.STATE / "slack" / "messages.jsonl"
     slack_count = len(slack_file.read_text().splitlines()) if slack_file.exists() else 0
     lines += [
@@ -172,10 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         t_up = time.time() - t0
         print(f"[run] stack up in {t_up:.0f} s", flush=True)
         api = Api(f"http://{stack.HOST}:{stack.API_PORT}", stack.load_secrets()["airflow_admin_password"])
-        dag_ids = ingest_dag_ids()
-        wait_for_dags(api, dag_ids)
+        dag_ids = ingest_dag_ids() + TRIGGERED_TOO
+        wait_for_dags(api, dag_ids + FOLLOWERS)
         t1 = time.time()
+        since = datetime.now(tz=UTC)
+        for dag_id in FOLLOWERS:  # unpaused first, so the ingest runs' Asset events queue their runs
+            api.patch(f"/dags/{dag_id}", {"is_paused": False})
         runs = run_cycle(api, dag_ids)
+        runs += wait_for_followers(api, FOLLOWERS, since)
         print(summary(runs, t_up, time.time() - t1), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:

@@ -23,3 +23,9 @@ GITHUB_REPO_SNAPSHOTS = Asset(
     uri="postgres://warehouse:5432/warehouse/core/github_repo_snapshots",
     group="core",
 )
+
+ENRICHED_DOCUMENTS = Asset(
+    name="enriched_document_features",
+    uri="postgres://warehouse:5432/warehouse/enriched/document_features",
+    group="enriched",
+)

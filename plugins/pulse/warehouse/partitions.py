@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     import psycopg
 
 #: Partitioned tables and their partition column (the loader uses the same map).
-PARTITIONED = {"core.documents": "created_at", "core.market_bars": "ts"}
+PARTITIONED = {
+    "core.documents": "created_at",
+    "core.market_bars": "ts",
+    "enriched.document_features": "created_at",
+    "enriched.entity_mentions": "created_at",
+    "enriched.places": "created_at",
+}
 MONTHS_AHEAD = 3
 
 
