@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"average stored row: {size[0]:,} bytes", flush=True)
             print(f"rep {rep} {name:28s} {elapsed:7.2f} s  {args.rows / elapsed:9,.0f} rows/s", flush=True)
             if name == "pulse_loader":
+                from dev import stack
+
+                stack._admin_sql("CHECKPOINT", db=BENCH_DB)  # like before every timed load
                 t0 = time.perf_counter()
                 changed = m_pulse_loader(docs, rows)
                 elapsed = time.perf_counter() - t0

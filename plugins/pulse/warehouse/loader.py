@@ -23,6 +23,7 @@ import gc
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -392,9 +393,14 @@ def upsert_documents(
     # while this allocates millions of short-lived ones; nothing here makes reference cycles.
     paused = gc.isenabled()
     gc.disable()
+    # The hashing thread holds the GIL between the main thread's database calls; a shorter switch interval
+    # hands it back sooner when a result arrives.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.001))
     try:
         return _upsert_documents(conn, docs, dag_run_id, batch_size)
     finally:
+        sys.setswitchinterval(interval)
         if paused:
             gc.enable()
 
@@ -488,7 +494,27 @@ def _load_batch(
         ).fetchone()
         stored: dict[int, str] = {}
         changed_keys: list[int] = []
+        in_range = None
         if occupied and occupied[0]:
+            # When the batch's time range holds few rows besides the batch's own (a re-load, an overlapping
+            # window), reading that range once is cheaper than probing key by key.
+            in_range = cur.execute(
+                "SELECT source, external_id, created_at, content_sha256 FROM core.documents"
+                " WHERE source = ANY(%s) AND created_at BETWEEN %s AND %s LIMIT %s",
+                (sorted({key[0] for key, *_ in batch}), min(times), max(times), 2 * len(batch) + 1),
+            ).fetchall()
+            if len(in_range) > 2 * len(batch):
+                in_range = None
+        if in_range is not None:
+            held = {(s, e, c): h for s, e, c, h in in_range}
+            fresh_all = digests.all()
+            for i, ((source, external_id), _, _, created_at) in enumerate(batch):
+                old = held.get((source, external_id, created_at))
+                if old is not None:
+                    stored[i] = old
+                    if fresh_all[i] != old:
+                        changed_keys.append(i)
+        elif occupied and occupied[0]:
             # Which keys exist, with their stored hash: one primary-key probe per key, pruned to the key's
             # partition. The stage has no statistics; keep the planner from sort-merging the whole table.
             cur.execute("SET LOCAL enable_mergejoin = off")
