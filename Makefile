@@ -28,6 +28,9 @@ BENCHES ?= loader enrich dedup
 bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some; BENCH_ARGS=... passes flags)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 
+psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
+	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",) $(if $(ROLE),--role $(ROLE),)
+
 dictionary: install ## regenerate docs/data_dictionary.md from the migrated local warehouse
 	$(PY) -m dev.stack dictionary
 

@@ -27,15 +27,22 @@ def ingest_reddit(dagbag: Any, airflow_db: None, warehouse: Any, sim: Any, slack
 
 
 def _insert(
-    db: Any, source: str, external_id: str, minutes: int, title: str | None, body: str, url: str | None
+    db: Any,
+    source: str,
+    external_id: str,
+    minutes: int,
+    title: str | None,
+    body: str,
+    url: str | None,
+    kind: str = "post",
 ) -> None:
     db.execute(
         """
         INSERT INTO core.documents (source, external_id, kind, created_at, title, body, url, content_sha256,
                                     raw_response_id, dag_run_id)
-        VALUES (%s, %s, 'post', %s, %s, %s, %s, 'h', 1, 'test')
+        VALUES (%s, %s, %s, %s, %s, %s, %s, 'h', 1, 'test')
         """,
-        (source, external_id, T0 + timedelta(minutes=minutes), title, body, url),
+        (source, external_id, kind, T0 + timedelta(minutes=minutes), title, body, url),
     )
 
 
@@ -163,3 +170,38 @@ def test_a_document_that_breaks_one_enricher_gets_an_error_row_and_the_rest(
         ).fetchall()
     }
     assert "Paris" in entities
+
+
+def test_comments_citing_the_same_page_are_not_one_story(enrich: Any, db: Any) -> None:
+    truncate_warehouse(db)
+    cite = "https://en.wikipedia.org/wiki/Octopus"
+    _insert(
+        db, "reddit", "t1_a", 0, None, f"Octopuses have three hearts, source: {cite}", None, kind="comment"
+    )
+    _insert(
+        db,
+        "reddit",
+        "t1_b",
+        1,
+        None,
+        f"My aquarium is too small for one anyway. See {cite}",
+        None,
+        kind="comment",
+    )
+    _insert(db, "reddit", "t3_link", 2, "Octopus facts", f"Fun read {cite}", None, kind="post")
+    _insert(
+        db,
+        "x",
+        "tw_link",
+        3,
+        None,
+        f"Did you know octopuses can taste with their arms? {cite}",
+        None,
+        kind="tweet",
+    )
+    assert enrich().state == "success"
+    members = db.execute("SELECT external_id FROM enriched.duplicate_clusters ORDER BY 1").fetchall()
+    assert members == [
+        ("t3_link",),
+        ("tw_link",),
+    ]  # the two shares of the page; the citing comments stay apart

@@ -156,7 +156,7 @@ def write_enrichment(
 # ------------------------------------------------------------------------------------------------
 
 _UNFINGERPRINTED = """
-SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url
+SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url, d.kind
   FROM core.documents d
  WHERE NOT EXISTS (
        SELECT 1 FROM enriched.document_fingerprints f
@@ -166,10 +166,25 @@ SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url
 """
 
 
+#: Kinds whose links say what they are about (a link post, a tweet sharing an article, an article). A comment or
+#: an issue that cites a page is not a copy of that page, so links written in their text do not link them (in
+#: the local stack, comments citing the same help page otherwise chained 200 unrelated comments).
+LINK_SHARING_KINDS = frozenset({"post", "tweet", "article", "link"})
+
+
 def unfingerprinted(conn: psycopg.Connection[Any], limit: int) -> list[tuple[Key, str, str | None]]:
-    """Documents not yet compared for duplicates: ``(key, text, url)``, oldest first."""
-    rows = conn.execute(_UNFINGERPRINTED, (limit,)).fetchall()
-    return [((r[0], r[1], r[2]), "\n".join(t for t in (r[3], r[4]) if t), r[5]) for r in rows]
+    """Documents not yet compared for duplicates: ``(key, text, url)``, oldest first. For kinds outside
+    :data:`LINK_SHARING_KINDS` the URLs written in the text are removed (they still count for nothing else:
+    duplicate detection normalises URLs away)."""
+    from pulse.enrich.dedup import _URL_RE
+
+    out = []
+    for source, external_id, created_at, title, body, url, kind in conn.execute(_UNFINGERPRINTED, (limit,)):
+        text = "\n".join(t for t in (title, body) if t)
+        if kind not in LINK_SHARING_KINDS:
+            text = _URL_RE.sub(" ", text)
+        out.append(((source, external_id, created_at), text, url))
+    return out
 
 
 def write_duplicates(
