@@ -108,7 +108,8 @@ def truncate_warehouse(conn: Any) -> None:
         "core.github_repo_snapshots, quality.quarantine, quality.source_health, ops.ingest_runs, ops.coverage, "
         "ops.api_budget, enriched.document_features, enriched.entity_mentions, enriched.places, "
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
-        "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters RESTART IDENTITY"
+        "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results "
+        "RESTART IDENTITY"
     )
 
 
