@@ -56,52 +56,24 @@ class LoadRawToCoreOperator(BaseOperator):
 
     def _load(self, conn: Any, context: Any, parser: Any, pseudonymize: Any, now: Any) -> dict[str, Any]:
         from pulse.ops import record_load
-        from pulse.sources.base import Document, Fact
-        from pulse.warehouse.loader import (
-            load_refusal,
-            quarantine,
-            resolve_quarantined,
-            upsert_documents,
-            upsert_facts,
-        )
+        from pulse.warehouse.loader import ParsedBatch, quarantine, resolve_quarantined
         from pulse.warehouse.raw import RawStore
 
         run_id = context["run_id"]
-        docs: list[tuple[Any, int]] = []
-        facts: list[tuple[Any, int]] = []
-        doc_index: list[int] = []
-        fact_index: list[int] = []
-        rejected: list[tuple[Any, int]] = []
+        batch = ParsedBatch()
         pages = RawStore(conn).valid_pages(self.source, run_id)
         for page in pages:
             for index, out in parser.parse_page(page, pseudonymize, now):
-                if isinstance(out, Document):
-                    docs.append((out, page.id))
-                    doc_index.append(index)
-                elif isinstance(out, Fact):
-                    facts.append((out, page.id))
-                    fact_index.append(index)
-                else:
-                    rejected.append((out, page.id))
-        result = upsert_documents(conn, docs, run_id)
-        fact_result = upsert_facts(conn, facts, run_id)
+                batch.add(out, page.id, index)
+        result, refused_rows = batch.upsert(conn, run_id)
         # Rows PostgreSQL would refuse (the parser let them through) are quarantined like parse failures.
-        for refusal in result.rejected:
-            doc, raw_id = docs[refusal.position]
-            rejected.append(
-                (load_refusal(doc_index[refusal.position], refusal, doc.external_id, doc), raw_id)
-            )
-        for refusal in fact_result.rejected:
-            fact, raw_id = facts[refusal.position]
-            rejected.append((load_refusal(fact_index[refusal.position], refusal, None, fact), raw_id))
-        result.loaded += fact_result.loaded
-        result.changed += fact_result.changed
+        rejected = [*batch.rejected, *((rej, raw_id) for _, rej, raw_id in refused_rows)]
         result.quarantined = quarantine(conn, self.source, rejected, run_id)
         # Items that failed before and load now: close their quarantine rows. (Facts are keyed by their
         # table key, not an external id; their rows stay open until a replay resolves them.)
-        refused = {r.position for r in result.rejected}
+        refused = {rej.external_id for _, rej, _ in refused_rows}
         resolve_quarantined(
-            conn, self.source, [doc.external_id for i, (doc, _) in enumerate(docs) if i not in refused]
+            conn, self.source, [doc.external_id for doc, _ in batch.docs if doc.external_id not in refused]
         )
         record_load(conn, context["dag"].dag_id, run_id, result)
         summary = {"loaded": result.loaded, "changed": result.changed, "quarantined": result.quarantined}

@@ -51,9 +51,9 @@ class ReplayQuarantineOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from pulse.privacy import make_pseudonymizer
-        from pulse.sources.base import Document, Fact, StoredPage, get_source
+        from pulse.sources.base import StoredPage, get_source
         from pulse.warehouse.db import connect
-        from pulse.warehouse.loader import upsert_documents, upsert_facts
+        from pulse.warehouse.loader import ParsedBatch
         from pulse.windows import utcnow
 
         reasons = self.reason_codes
@@ -79,10 +79,7 @@ class ReplayQuarantineOperator(BaseOperator):
                 "SELECT id, source, stream, endpoint, body FROM raw.api_responses WHERE id = ANY(%s) ORDER BY id",
                 (sorted({raw_id for _, raw_id, _ in selected}),),
             ).fetchall()
-            docs: list[tuple[Any, int]] = []
-            doc_q: list[int] = []
-            facts: list[tuple[Any, int]] = []
-            fact_q: list[int] = []
+            batch = ParsedBatch()  # each item's reference is its quarantine row id
             failing: dict[int, tuple[str, str]] = {}
             for row in pages:
                 page = StoredPage(*row)
@@ -94,24 +91,17 @@ class ReplayQuarantineOperator(BaseOperator):
                             failing[qid] = ("bad_field", f"page no longer parses: {exc}"[:500])
                     continue
                 for index, out in outputs:
-                    qid = wanted.get((page.id, index))
-                    if qid is None:
-                        continue
-                    if isinstance(out, Document):
-                        docs.append((out, page.id))
-                        doc_q.append(qid)
-                    elif isinstance(out, Fact):
-                        facts.append((out, page.id))
-                        fact_q.append(qid)
-                    else:
-                        failing[qid] = (str(out.reason), out.detail)
-            result = upsert_documents(conn, docs, run_id)
-            fact_result = upsert_facts(conn, facts, run_id)
-            for refusal in result.rejected:
-                failing[doc_q[refusal.position]] = (str(refusal.reason), refusal.detail)
-            for refusal in fact_result.rejected:
-                failing[fact_q[refusal.position]] = (str(refusal.reason), refusal.detail)
-            replayed = [qid for qid in (*doc_q, *fact_q) if qid not in failing]
+                    if (qid := wanted.get((page.id, index))) is not None:
+                        batch.add(out, page.id, qid)
+            failing.update(
+                {
+                    qid: (str(rej.reason), rej.detail)
+                    for (rej, _), qid in zip(batch.rejected, batch.rejected_refs, strict=True)
+                }
+            )
+            _, refused = batch.upsert(conn, run_id)
+            failing.update({qid: (str(rej.reason), rej.detail) for qid, rej, _ in refused})
+            replayed = [qid for qid in (*batch.doc_refs, *batch.fact_refs) if qid not in failing]
             with conn.transaction():
                 conn.execute(
                     "UPDATE quality.quarantine SET resolved_at = now(), resolution = 'replayed', dag_run_id = %s"

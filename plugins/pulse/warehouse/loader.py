@@ -677,6 +677,57 @@ def upsert_facts(
 
 
 # ------------------------------------------------------------------------------------------------
+# parser output, sorted for loading
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedBatch:
+    """What a parser made of some raw pages, sorted for the loaders; each item carries a caller's reference
+    (the load uses the item's index in its page, a replay the quarantine row id)."""
+
+    docs: list[tuple[Document, int]] = field(default_factory=list)
+    doc_refs: list[Any] = field(default_factory=list)
+    facts: list[tuple[Fact, int]] = field(default_factory=list)
+    fact_refs: list[Any] = field(default_factory=list)
+    rejected: list[tuple[Rejected, int]] = field(default_factory=list)
+    rejected_refs: list[Any] = field(default_factory=list)
+
+    def add(self, out: Any, raw_id: int, ref: Any) -> None:
+        from pulse.sources.base import Document, Fact
+
+        if isinstance(out, Document):
+            self.docs.append((out, raw_id))
+            self.doc_refs.append(ref)
+        elif isinstance(out, Fact):
+            self.facts.append((out, raw_id))
+            self.fact_refs.append(ref)
+        else:
+            self.rejected.append((out, raw_id))
+            self.rejected_refs.append(ref)
+
+    def upsert(
+        self, conn: psycopg.Connection[Any], dag_run_id: str
+    ) -> tuple[LoadResult, list[tuple[Any, Any, int]]]:
+        """Upsert the documents and facts; return the combined result and, for every row the loader refused,
+        ``(ref, quarantine record, raw_response_id)``."""
+        result = upsert_documents(conn, self.docs, dag_run_id)
+        fact_result = upsert_facts(conn, self.facts, dag_run_id)
+        refused = []
+        for refusal in result.rejected:
+            doc, raw_id = self.docs[refusal.position]
+            ref = self.doc_refs[refusal.position]
+            refused.append((ref, load_refusal(ref, refusal, doc.external_id, doc), raw_id))
+        for refusal in fact_result.rejected:
+            fact, raw_id = self.facts[refusal.position]
+            ref = self.fact_refs[refusal.position]
+            refused.append((ref, load_refusal(ref, refusal, None, fact), raw_id))
+        result.loaded += fact_result.loaded
+        result.changed += fact_result.changed
+        return result, refused
+
+
+# ------------------------------------------------------------------------------------------------
 # quarantine
 # ------------------------------------------------------------------------------------------------
 
