@@ -168,6 +168,37 @@ def slack() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server over real HTTP; connection ``pulse_s3`` points at it and bucket ``pulse-test`` exists.
+
+    Yields ``{"url": endpoint, "bucket": name, "conn_id": "pulse_s3"}``.
+    """
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    boto3.client("s3", endpoint_url=url, **creds).create_bucket(Bucket="pulse-test")
+    set_connection(
+        "pulse_s3",
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": url, "region_name": "us-east-1"},
+        },
+    )
+    yield {"url": url, "bucket": "pulse-test", "conn_id": "pulse_s3"}
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def airflow_db() -> None:
     """Airflow's metadata DB (SQLite), migrated once per session."""
     from airflow.utils.db import initdb
