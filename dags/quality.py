@@ -1,26 +1,38 @@
 """
 ### quality
 
-Runs the data quality checks declared in `include/quality/checks.yaml` every hour: freshness per source, volume
-against the same hour and weekday of the previous four weeks, null rates, uniqueness of keys, value ranges
-(sentiment in [-1, 1], prices above 0, plausible temperatures) and schema drift in the raw payloads. Every
-result goes to `quality.check_results` with the observed value, the threshold and the status;
-`analytics.quality_daily` gives a score per source and day.
+Audits the data every hour and publishes what passed (write-audit-publish, `pulse/quality/publish.py`).
 
-Failed checks post one Slack message listing each failed check with its observed value and threshold. A check
-that cannot run is reported as `error` and the others still run. The task itself fails only when a check of
-severity `critical` fails, so the run shows red in the UI too.
+* **Run checks** (`include/quality/checks.yaml`): freshness per source, schema drift in raw payloads.
+* **Window checks**, per source and hour of event time: volume against the same hour and weekday of the
+  previous four weeks, null rates, unique keys, value ranges (sentiment in [-1, 1], prices above 0,
+  plausible temperatures). Only hours the source has finished ingesting are audited.
+* Every result goes to `quality.check_results` (observed value, threshold, status, window);
+  `analytics.quality_daily` scores each source per day.
+* **Publish**: each source's horizon (`analytics.publication`) moves forward across hours whose window checks
+  passed. Analyst views and exports read only data before it. A failed hour is **held**: the horizon stops,
+  `analytics.coverage_windows` shows `audit_status = 'held'`, and later runs re-audit it.
+* **Invariants** (`common.sql` `SQLTableCheckOperator`): bookkeeping rules that must never break.
 
-**Triage**: `SELECT * FROM quality.check_results WHERE status <> 'pass' ORDER BY checked_at DESC`.
+Failed checks post one message to the `slack_quality` connection listing each failure with its observed value
+and threshold (deduplicated like every alert). The task fails only when a check of severity `critical` fails.
+
+**Params** (manual runs): `window_start`/`window_end` re-audit those hours (e.g. after `replay_quarantine` or a
+backfill fixed them), `source` limits the run to one source; `release` with `released_by` and `reason`
+releases held hours of that window as they are.
+
+**Triage**: `SELECT * FROM quality.check_results WHERE status <> 'pass' ORDER BY checked_at DESC`;
+`SELECT * FROM quality.window_audits WHERE status = 'held'`.
 """
 
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
 
 with DAG(
     dag_id="quality",
@@ -33,41 +45,39 @@ with DAG(
     tags=["quality"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=30)),
+    params={
+        **window_params(),
+        "source": Param(None, type=["null", "string"], description="Audit only this source"),
+        "release": Param(
+            False, type="boolean", description="Release the held hours of the window as they are"
+        ),
+        "released_by": Param(None, type=["null", "string"], description="Who releases (with release)"),
+        "reason": Param(None, type=["null", "string"], description="Why (with release)"),
+    },
 ):
+    invariants = SQLTableCheckOperator(
+        task_id="invariants",
+        conn_id="warehouse_default",
+        table="ops.coverage",
+        checks={
+            # Aggregates, so an empty table passes (a row-wise statement gives NULL there, which fails).
+            "gaps_have_a_reason": {
+                "check_statement": "count(*) FILTER (WHERE status = 'gap' AND reason IS NULL) = 0"
+            },
+            "windows_are_not_empty": {"check_statement": "count(*) FILTER (WHERE window_end <= window_start) = 0"},
+        },
+    )
 
     @task
-    def run_checks(**context: Any) -> dict[str, int]:
-        """Run every declared check, record the results, alert on failures."""
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    def audit_and_publish(params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Run every check, audit the ready windows of each source, publish, alert on failures."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pulse.dag_defaults import ALERTS_CONN_ID
-        from pulse.quality.checks import load_checks, record, run_check
-        from pulse.warehouse.db import connect
-        from pulse.windows import utcnow
+        from pulse.quality.runner import run_quality
 
-        now = utcnow()
-        with connect() as conn:
-            results = [run_check(conn, check, now) for check in load_checks()]
-            record(conn, results, context["run_id"])
-        failed = [r for r in results if r.status != "pass"]
-        if failed:
-            ti = context["ti"]
-            lines = [
-                f"• `{r.name}` ({r.severity}, {r.status}): observed {r.observed} vs {r.threshold}. {r.detail}"
-                for r in failed
-            ]
-            SlackWebhookHook(slack_webhook_conn_id=ALERTS_CONN_ID).send(
-                text=(
-                    f":warning: *{len(failed)} data quality check(s) failed* of {len(results)}\n"
-                    + "\n".join(lines[:20])
-                    + f"\n*DAG*: `{ti.dag_id}` run {context['run_id']} · <{ti.log_url}|Open the task log>"
-                )
-            )
-        summary = {"checks": len(results), "failed": len(failed)}
-        critical = [r.name for r in failed if r.severity == "critical"]
-        if critical:
-            raise AirflowFailException(f"critical checks failed: {', '.join(critical)}")
-        return summary
+        outcome = run_quality(params, context)
+        if outcome["critical"]:
+            raise AirflowFailException(f"critical checks failed: {', '.join(outcome['critical'])}")
+        return outcome
 
-    run_checks()
+    invariants >> audit_and_publish()

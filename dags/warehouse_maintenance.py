@@ -51,9 +51,7 @@ with DAG(
         """Alert on rows in default partitions, move them into monthly partitions, fail if some cannot move."""
         from dataclasses import asdict
 
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
-        from pulse.dag_defaults import ALERTS_CONN_ID
+        from pulse.alerts import Alert, describe_window, post_alert
         from pulse.warehouse.db import connect
         from pulse.warehouse.partitions import default_rows, rehome
 
@@ -69,13 +67,21 @@ with DAG(
                     stuck.append(left)
         for item in found:
             ti = context["ti"]
-            SlackWebhookHook(slack_webhook_conn_id=ALERTS_CONN_ID).send(
-                text=(
-                    f":warning: *Rows in a default partition*: `{item['partition']}` held {item['rows']} rows "
-                    f"(key from {item['min_key']} to {item['max_key']}). Moved into monthly partitions "
-                    f"({item['partitions_created']} created); {item['rows_left']} left. Something wrote around "
-                    f"the loader: check restores and manual inserts.\n"
-                    f"*DAG*: `{ti.dag_id}` run {context['run_id']} · <{ti.log_url}|Open the task log>"
+            post_alert(
+                Alert(
+                    route="failures",
+                    kind="default_partition",
+                    title=f":warning: *Rows in a default partition* `{item['partition']}`",
+                    dag_id=ti.dag_id,
+                    run_id=context["run_id"],
+                    window=describe_window(context),
+                    lines=[
+                        f"{item['rows']} rows (key from {item['min_key']} to {item['max_key']}) moved into monthly "
+                        f"partitions ({item['partitions_created']} created); {item['rows_left']} left. Something "
+                        "wrote around the loader: check restores and manual inserts."
+                    ],
+                    links=[("Task log", ti.log_url)],
+                    dedup_key=f"default_partition|{item['partition']}",
                 )
             )
         if stuck:

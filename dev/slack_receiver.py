@@ -79,8 +79,14 @@ class SlackReceiver:
         with self._lock:
             return list(self._messages)
 
-    def texts(self) -> list[str]:
-        return [str(m["body"].get("text", "")) for m in self.messages() if isinstance(m["body"], dict)]
+    def texts(self, route: str | None = None) -> list[str]:
+        """Texts posted, oldest first; ``route`` keeps those posted to a webhook path ending in ``/ROUTE``."""
+        return [
+            str(m["body"].get("text", ""))
+            for m in self.messages()
+            if isinstance(m["body"], dict)
+            and (route is None or m["path"].upper().endswith("/" + route.upper()))
+        ]
 
     def clear(self) -> None:
         with self._lock:

@@ -319,7 +319,10 @@ def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
         "alphavantage_default": {"conn_type": "generic", "host": sim, "password": "sim-alphavantage-key"},
         "openweathermap_default": {"conn_type": "generic", "host": sim, "password": "sim-owm-key"},
         "github_default": {"conn_type": "github", "host": sim, "password": "sim-github-token"},
-        "slack_alerts": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/ALERTS"},
+        # One webhook per alert route (pulse.alerts.ROUTES); the receiver records the path, so the channel shows.
+        "slack_failures": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/FAILURES"},
+        "slack_quality": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/QUALITY"},
+        "slack_trends": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/TRENDS"},
         "pulse_pseudonym": {"conn_type": "generic", "password": sec["pseudonym_key"]},
     }
 

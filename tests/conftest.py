@@ -108,8 +108,21 @@ def truncate_warehouse(conn: Any) -> None:
         "core.github_repo_snapshots, quality.quarantine, quality.source_health, ops.ingest_runs, ops.coverage, "
         "ops.api_budget, enriched.document_features, enriched.entity_mentions, enriched.places, "
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
-        "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results "
-        "RESTART IDENTITY"
+        "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results, "
+        "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events RESTART IDENTITY"
+    )
+
+
+def publish_everything(conn: Any) -> None:
+    """Publish every source's data (as if every window had passed its audit): for tests of the views' content.
+
+    tests/quality/test_publish.py covers the audit that moves the horizon for real.
+    """
+    conn.execute(
+        "INSERT INTO quality.publish_state (source, published_until, dag_run_id)"
+        " SELECT s, 'infinity', 'tests' FROM unnest(%s::text[]) s"
+        " ON CONFLICT (source) DO UPDATE SET published_until = 'infinity'",
+        (["reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"],),
     )
 
 
@@ -156,13 +169,19 @@ def sim(simulator: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def slack() -> Iterator[Any]:
-    """The Slack webhook receiver; connection ``slack_alerts`` points at it."""
+    """The Slack webhook receiver; connections ``slack_failures|quality|trends`` post to ``/T0/B0/<ROUTE>``.
+
+    Alert deduplication is off (window 0) unless a test sets ``PULSE_ALERT_DEDUP_MINUTES`` itself.
+    """
     from dev.slack_receiver import SlackReceiver
 
     receiver = SlackReceiver().start()
-    set_connection(
-        "slack_alerts", {"conn_type": "slackwebhook", "host": receiver.url, "password": "T0/B0/TEST"}
-    )
+    for route in ("failures", "quality", "trends"):
+        set_connection(
+            f"slack_{route}",
+            {"conn_type": "slackwebhook", "host": receiver.url, "password": f"T0/B0/{route.upper()}"},
+        )
+    os.environ.setdefault("PULSE_ALERT_DEDUP_MINUTES", "0")
     yield receiver
     receiver.stop()
 

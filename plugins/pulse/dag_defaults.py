@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param
 
+from pulse.alerts import PulseSlackNotifier
+
 OWNER = "pulse-data"
-ALERTS_CONN_ID = "slack_alerts"
 
 #: The one tag vocabulary. A DAG carries one layer tag and, for ingestion, one source tag.
 LAYER_TAGS = frozenset({"ingest", "enrich", "quality", "trends", "retention", "export", "maintenance"})
@@ -22,29 +22,15 @@ TAGS = LAYER_TAGS | SOURCE_TAGS
 #: Pools the DAGs may use; airflow_settings.yaml declares the same ones.
 POOLS = frozenset({"default_pool"} | {f"{source}_api" for source in SOURCE_TAGS})
 
-TASK_FAILED_TEXT = (
-    ":red_circle: *Task failed after {{ ti.try_number }} tries*: `{{ ti.dag_id }}.{{ ti.task_id }}`\n"
-    "*Run*: {{ run_id }}\n"
-    "*Window*: {{ params.window_start | default(data_interval_start | default('none', true), true) }} to "
-    "{{ params.window_end | default(data_interval_end | default('none', true), true) }}\n"
-    "*Error*: {{ exception | string | truncate(600) }}\n"
-    "<{{ ti.log_url }}|Open the task log>"
-)
-DAG_FAILED_TEXT = ":x: *DAG run failed*: `{{ dag.dag_id }}` run {{ run_id }} ({{ reason }})"
-DEADLINE_TEXT = (
-    ":hourglass: *Deadline missed*: `{{ dag_run.dag_id }}` run {{ dag_run.dag_run_id }} was not done by "
-    "{{ deadline.deadline_time }}"
-)
+
+def task_failure_notifier() -> PulseSlackNotifier:
+    """Slack post when a task fails after its retries (runs in the worker), route ``failures``."""
+    return PulseSlackNotifier(kind="task_failed")
 
 
-def task_failure_notifier() -> SlackWebhookNotifier:
-    """Slack post when a task fails after its retries (runs in the worker)."""
-    return SlackWebhookNotifier(slack_webhook_conn_id=ALERTS_CONN_ID, text=TASK_FAILED_TEXT)
-
-
-def dag_failure_notifier() -> SlackWebhookNotifier:
-    """Slack post when a DAG run fails (runs in the dag-processor)."""
-    return SlackWebhookNotifier(slack_webhook_conn_id=ALERTS_CONN_ID, text=DAG_FAILED_TEXT)
+def dag_failure_notifier() -> PulseSlackNotifier:
+    """Slack post when a DAG run fails (runs in the dag-processor), route ``failures``."""
+    return PulseSlackNotifier(kind="dag_failed")
 
 
 def default_args(*, retries: int = 2, retry_delay: timedelta = timedelta(minutes=2)) -> dict[str, Any]:
@@ -66,13 +52,13 @@ def deadline(interval: timedelta) -> DeadlineAlert:
     ``DAGRUN_QUEUED_AT`` works for manual runs too (their logical date is None, AIRFLOW3.md §1). The callback
     runs in the triggerer.
     """
+    seconds = int(interval.total_seconds())
+    name = f"done_within_{seconds // 60}m" if seconds % 60 == 0 else f"done_within_{seconds}s"
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=interval,
-        callback=AsyncCallback(
-            SlackWebhookNotifier, kwargs={"slack_webhook_conn_id": ALERTS_CONN_ID, "text": DEADLINE_TEXT}
-        ),
-        name=f"done_within_{int(interval.total_seconds() // 60)}m",
+        callback=AsyncCallback(PulseSlackNotifier, kwargs={"kind": "deadline_missed", "name": name}),
+        name=name,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WINDOW, dag_test, truncate_warehouse
+from tests.conftest import WINDOW, dag_test, publish_everything, truncate_warehouse
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 HEADLINE = "Central bank raises interest rates by half a point to fight stubborn inflation"
@@ -62,6 +62,9 @@ def test_ingested_documents_are_enriched_with_every_feature(ingest_reddit: Any, 
     assert row[3] > docs * 0.9 and row[4] == docs and row[5] == docs
     components = dict(db.execute("SELECT component, version FROM enriched.component_versions").fetchall())
     assert len(components) >= 5 and all(components.values())
+    # Nothing is in the analyst view until the quality DAG published the windows.
+    assert db.execute("SELECT sum(documents) FROM analytics.daily_sentiment").fetchone()[0] is None
+    publish_everything(db)
     assert db.execute("SELECT sum(documents) FROM analytics.daily_sentiment").fetchone()[0] == docs
     # Every document was compared for duplicates too.
     assert db.execute("SELECT count(*) FROM enriched.document_fingerprints").fetchone()[0] == docs
@@ -107,6 +110,7 @@ def test_the_same_story_from_three_sources_is_one_cluster(enrich: Any, db: Any) 
     assert [sorted(members) for _, members in clusters] == [
         ["newsapi:news_1", "reddit:t3_story", "x:tw_story"]
     ]
+    publish_everything(db)
     per_source = dict(
         db.execute("SELECT source, in_clusters FROM analytics.duplicates_per_source").fetchall()
     )

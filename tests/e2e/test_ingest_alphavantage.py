@@ -179,8 +179,9 @@ def test_rejected_key_fails_fast_and_alerts_slack(
     assert ti.state == "failed"
     assert ti.try_number == 1, "a rejected key must not be retried"
     assert sim.stats()["alphavantage"]["requests"] == 1
-    texts = slack.texts()
-    assert len(texts) == 1, texts
+    texts = [t for t in slack.texts("failures") if "Task failed" in t]
+    assert len(texts) == 1, slack.texts()
+    assert [t for t in slack.texts("failures") if "DAG run failed" in t], slack.texts()
     assert "ingest_alphavantage.extract" in texts[0]
     assert "alphavantage_default" in texts[0] and "apikey" in texts[0]
     assert "wrong-key" not in texts[0]

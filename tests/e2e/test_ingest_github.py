@@ -167,8 +167,9 @@ def test_rejected_token_fails_fast_and_alerts_slack(
     ti = next(t for t in dr.get_task_instances() if t.task_id == "extract")
     assert ti.state == "failed"
     assert ti.try_number == 1, "a 401 must not be retried"
-    texts = slack.texts()
-    assert len(texts) == 1, texts
+    texts = [t for t in slack.texts("failures") if "Task failed" in t]
+    assert len(texts) == 1, slack.texts()
+    assert [t for t in slack.texts("failures") if "DAG run failed" in t], slack.texts()
     assert "ingest_github.extract" in texts[0]
     assert "github_default" in texts[0] and "401" in texts[0] and "Bad credentials" in texts[0]
 

@@ -253,8 +253,9 @@ def test_rejected_token_fails_fast_and_alerts_slack(
     assert ti.state == "failed"
     assert ti.try_number == 1, "a 401 must not be retried"
     assert sim.stats()["x"]["by_status"] == {"401": 1}
-    texts = slack.texts()
-    assert len(texts) == 1, texts
+    texts = [t for t in slack.texts("failures") if "Task failed" in t]
+    assert len(texts) == 1, slack.texts()
+    assert [t for t in slack.texts("failures") if "DAG run failed" in t], slack.texts()
     assert "ingest_x.extract" in texts[0]
     assert "x_default" in texts[0] and "401" in texts[0]
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from pulse.quality.checks import load_checks, run_check
+from pulse.quality.checks import is_window_check, load_checks, run_check
 from tests.conftest import dag_test, truncate_warehouse
 
 NOW = datetime(2026, 11, 28, 12, 5, tzinfo=UTC)
+#: Inside the window that window checks judge by default: the last closed hour before NOW (11:00-12:00).
+IN_WINDOW = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
 
 
 def doc(db: Any, ext: str, created: datetime, loaded: datetime, author: str | None = "p") -> None:
@@ -66,18 +68,21 @@ def test_volume_anomaly_against_the_same_hour_of_previous_weeks(qdb: Any) -> Non
 def test_null_rate(qdb: Any) -> None:
     spec = {"type": "null_rate", "table": "core.documents", "column": "author_pseudonym", "max_rate": 0.25}
     for i in range(3):
-        doc(qdb, f"a{i}", NOW, NOW)
-    doc(qdb, "n1", NOW, NOW, author=None)
+        doc(qdb, f"a{i}", IN_WINDOW, NOW)
+    doc(qdb, "n1", IN_WINDOW, NOW, author=None)
     assert (check(qdb, **spec).status, check(qdb, **spec).observed) == ("pass", 0.25)
-    doc(qdb, "n2", NOW, NOW, author=None)
-    assert check(qdb, **spec).status == "fail"
+    doc(qdb, "outside", NOW, NOW, author=None)  # after the window: not judged with it
+    assert check(qdb, **spec).status == "pass"
+    doc(qdb, "n2", IN_WINDOW, NOW, author=None)
+    r = check(qdb, **spec)
+    assert (r.status, r.scope, r.window_start) == ("fail", "window", IN_WINDOW.replace(minute=0))
 
 
 def test_unique_across_partitions(qdb: Any) -> None:
     spec = {"type": "unique", "table": "core.documents", "columns": ["source", "external_id"]}
-    doc(qdb, "same", NOW, NOW)
+    doc(qdb, "same", IN_WINDOW, NOW)
     assert check(qdb, **spec).status == "pass"
-    doc(qdb, "same", NOW - timedelta(days=40), NOW)  # the same id under another creation time
+    doc(qdb, "same", IN_WINDOW - timedelta(days=40), NOW)  # the same id under another creation time
     r = check(qdb, **spec)
     assert (r.status, r.observed) == ("fail", 1.0) and "same" in r.detail
 
@@ -86,12 +91,15 @@ def test_ranges(qdb: Any) -> None:
     qdb.execute(
         "INSERT INTO core.market_bars (source, symbol, market, asset_class, interval, ts, close, content_sha256,"
         " raw_response_id, dag_run_id) VALUES ('qtest', 'X', 'USD', 'stock', '1d', %s, 10, 'h', 1, 'r')",
-        (NOW,),
+        (IN_WINDOW,),
     )
     spec = {"type": "range", "table": "core.market_bars", "column": "close", "min_exclusive": 0}
     assert check(qdb, **spec).status == "pass"
     qdb.execute("UPDATE core.market_bars SET close = 0 WHERE source = 'qtest'")
     assert check(qdb, **spec).status == "fail"
+    # The same bad row in another window is not this window's problem.
+    later = (NOW.replace(minute=0), NOW.replace(minute=0) + timedelta(hours=1))
+    assert run_check(qdb, {"name": "t", "source": "qtest", **spec}, NOW, window=later).status == "pass"
     spec = {"type": "range", "table": "core.market_bars", "column": "close", "min": -1, "max": 1}
     assert check(qdb, **spec).status == "pass"
 
@@ -139,9 +147,10 @@ def test_quality_dag_records_results_and_alerts(
     # An empty warehouse: freshness checks of critical sources fail, so the run fails and Slack hears about it.
     assert dr.state == "failed"
     rows = qdb.execute("SELECT check_name, status FROM quality.check_results").fetchall()
-    assert len(rows) == len(load_checks())
+    # Nothing was ingested, so no window is ready to audit: only the run checks ran.
+    assert len(rows) == len([c for c in load_checks() if not is_window_check(c)])
     assert ("fresh_reddit", "fail") in rows
-    texts = slack.texts()
+    texts = slack.texts("quality")
     assert any(
         "data quality check(s) failed" in t and "fresh_reddit" in t and "<= 180 min" in t for t in texts
     )

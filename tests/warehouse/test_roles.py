@@ -17,6 +17,8 @@ READABLE = [
     "analytics.entity_mentions_daily",
     "analytics.duplicate_clusters",
     "analytics.duplicates_per_source",
+    "analytics.publication",
+    "analytics.quality_daily",
     "enriched.document_features",
     "enriched.entity_mentions",
     "enriched.duplicate_clusters",

@@ -58,22 +58,27 @@ class SourceGuard:
             self._alert_open(context, exc)
 
     def _alert_open(self, context: Any, exc: BaseException) -> None:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
-        from pulse.dag_defaults import ALERTS_CONN_ID
+        from pulse.alerts import Alert, describe_window, post_alert
 
         settings = self.breaker.settings
-        text = (
-            f":no_entry: *Circuit opened for source `{self.source}`* after {settings.failures} failed runs; "
-            f"its runs skip for {int(settings.cool_down.total_seconds() // 60)} min, then one run tries again.\n"
-            f"*Last run*: {context.get('run_id')}\n*Last error*: {str(exc)[:500]}"
+        ti = context.get("ti")
+        post_alert(
+            Alert(
+                route="failures",
+                kind="breaker_open",
+                title=f":no_entry: *Circuit opened for source `{self.source}`*",
+                dag_id=getattr(ti, "dag_id", None),
+                run_id=context.get("run_id"),
+                window=describe_window(context),
+                lines=[
+                    f"{settings.failures} runs in a row failed; runs of `{self.source}` skip for "
+                    f"{int(settings.cool_down.total_seconds() // 60)} min, then one run tries again.",
+                    f"*Last error*: {type(exc).__name__}: {str(exc)[:500]}",
+                ],
+                links=[("Task log", ti.log_url)] if ti is not None else [],
+                dedup_key=f"breaker_open|{self.source}",
+            )
         )
-        try:
-            SlackWebhookHook(slack_webhook_conn_id=ALERTS_CONN_ID).send(text=text)
-        except Exception:  # an alert failure must not hide the task's own error
-            import logging
-
-            logging.getLogger(__name__).exception("could not post the circuit-breaker alert")
 
 
 class ExtractToRawOperator(BaseOperator):

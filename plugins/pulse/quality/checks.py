@@ -1,15 +1,23 @@
 """Declarative data quality checks, evaluated in PostgreSQL; every result is recorded with what was observed.
 
 Check types (fields in ``include/quality/checks.yaml``; every check has ``name``, ``type``, optional ``source``
-and ``severity`` (warning | critical, default warning)):
+and ``severity`` (warning | critical, default warning)).
+
+*Window checks* judge the rows of one data window (event time ``time_column``, by default the table's:
+documents ``created_at``, bars ``ts``, weather ``valid_at``, snapshots ``snapshot_at``) for one source; the
+``quality`` DAG runs them per source and hour, and their verdict gates publication (``pulse.quality.publish``).
+A window check without ``source`` applies to every source:
+
+* ``volume_anomaly``: ``table``, ``weeks`` (default 4), ``min_ratio``, ``max_ratio``, ``min_history``
+  (default 2): rows in the window hour against the median of the same hour and weekday of the previous
+  weeks; with too little history (or a window that is not one hour) the check passes and says so.
+* ``null_rate``: ``table``, ``column``, ``max_rate``: share of the window's rows where ``column`` is NULL.
+* ``unique``: ``table``, ``columns``: no key value of the window's rows appears twice (in any partition).
+* ``range``: ``table``, ``column``, ``min`` / ``max`` (inclusive) or ``min_exclusive``.
+
+*Run checks* judge the pipeline as of the run and do not gate windows:
 
 * ``freshness``: ``table``, ``column`` (a timestamp), ``max_age_minutes``: the newest row is at most that old.
-* ``volume_anomaly``: ``table``, ``time_column``, ``weeks`` (default 4), ``min_ratio``, ``max_ratio``,
-  ``min_history`` (default 2): rows in the last hour against the median of the same hour and weekday of the
-  previous weeks; with too little history the check passes and says so.
-* ``null_rate``: ``table``, ``column``, ``max_rate``, ``lookback_hours`` (default 24, on ``loaded_at``).
-* ``unique``: ``table``, ``columns``: no key value appears twice (across partitions too).
-* ``range``: ``table``, ``column``, ``min`` / ``max`` (inclusive) or ``min_exclusive``, ``lookback_hours``.
 * ``schema_drift``: ``items_path`` (a jsonpath to the items of a raw page), ``lookback_hours`` (default 24),
   ``baseline_days`` (default 7): the set of item fields in recent valid raw pages equals the baseline's (fields
   new or missing fail the check, named in the detail).
@@ -30,7 +38,18 @@ if TYPE_CHECKING:
 
 CHECKS_FILE = Path(__file__).resolve().parents[3] / "include" / "quality" / "checks.yaml"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
-TYPES = ("freshness", "volume_anomaly", "null_rate", "unique", "range", "schema_drift")
+WINDOW_TYPES = ("volume_anomaly", "null_rate", "unique", "range")
+RUN_TYPES = ("freshness", "schema_drift")
+TYPES = RUN_TYPES + WINDOW_TYPES
+#: Event-time column of each table a window check may read.
+TIME_COLUMNS = {
+    "core.documents": "created_at",
+    "core.market_bars": "ts",
+    "core.weather_observations": "valid_at",
+    "core.github_repo_snapshots": "snapshot_at",
+    "enriched.document_features": "created_at",
+    "enriched.entity_mentions": "created_at",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,9 @@ class CheckResult:
     observed: float | None
     threshold: str
     detail: str
+    scope: str = "run"  # run | window
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 def load_checks(path: Path | None = None) -> list[dict[str, Any]]:
@@ -68,16 +90,59 @@ def load_checks(path: Path | None = None) -> list[dict[str, Any]]:
                 raise ValueError(f"{where}: column {col!r} is not a plain identifier")
         if check.get("severity", "warning") not in ("warning", "critical"):
             raise ValueError(f"{where}: severity must be warning or critical")
+        if (
+            check["type"] in WINDOW_TYPES
+            and check.get("time_column", TIME_COLUMNS.get(check.get("table", ""))) is None
+        ):
+            raise ValueError(
+                f"{where}: a window check needs time_column (no default for {check.get('table')!r})"
+            )
     return checks
+
+
+def is_window_check(check: dict[str, Any]) -> bool:
+    return check["type"] in WINDOW_TYPES
+
+
+def last_closed_hour(now: datetime) -> tuple[datetime, datetime]:
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=1), end
 
 
 def _source_filter(check: dict[str, Any]) -> tuple[str, list[Any]]:
     return (" AND source = %s", [check["source"]]) if check.get("source") else ("", [])
 
 
-def run_check(conn: psycopg.Connection[Any], check: dict[str, Any], now: datetime) -> CheckResult:
-    """Evaluate one check; a check that cannot run gives status ``error`` (never an exception)."""
+def _window_filter(check: dict[str, Any], alias: str = "") -> tuple[str, list[Any]]:
+    """SQL and arguments restricting a window check to its source and window."""
+    col = check.get("time_column") or TIME_COLUMNS[check["table"]]
+    where, args = _source_filter(check)
+    if alias:
+        where = where.replace("source", f"{alias}.source")
+        col = f"{alias}.{col}"
+    start, end = check["_window"]
+    return f"{where} AND {col} >= %s AND {col} < %s", [*args, start, end]
+
+
+def run_check(
+    conn: psycopg.Connection[Any],
+    check: dict[str, Any],
+    now: datetime,
+    window: tuple[datetime, datetime] | None = None,
+    source: str | None = None,
+) -> CheckResult:
+    """Evaluate one check; a check that cannot run gives status ``error`` (never an exception).
+
+    Window checks judge ``window`` (default: the last closed hour before ``now``) for ``source`` (default:
+    the check's own source, else every source).
+    """
     kind = check["type"]
+    scoped = is_window_check(check)
+    if scoped:
+        window = window or last_closed_hour(now)
+        check = {**check, "_window": window}
+        if source and not check.get("source"):
+            check["source"] = source
     target = check.get("table") or f"raw.api_responses:{check.get('source')}"
     base = {
         "name": check["name"],
@@ -85,6 +150,9 @@ def run_check(conn: psycopg.Connection[Any], check: dict[str, Any], now: datetim
         "target": target,
         "source": check.get("source"),
         "severity": check.get("severity", "warning"),
+        "scope": "window" if scoped else "run",
+        "window_start": window[0] if scoped and window else None,
+        "window_end": window[1] if scoped and window else None,
     }
     try:
         with conn.transaction():
@@ -111,8 +179,13 @@ def _freshness(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, fl
 
 def _volume_anomaly(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, float | None, str, str]:
     where, args = _source_filter(check)
-    col, weeks = check["time_column"], int(check.get("weeks", 4))
-    hour_end = now.replace(minute=0, second=0, microsecond=0)
+    col = check.get("time_column") or TIME_COLUMNS[check["table"]]
+    weeks = int(check.get("weeks", 4))
+    start, hour_end = check["_window"]
+    lo, hi = float(check.get("min_ratio", 0.2)), float(check.get("max_ratio", 5.0))
+    threshold = f"{lo:g}..{hi:g} x median of the same hour in {weeks} previous weeks"
+    if hour_end - start != timedelta(hours=1):
+        return "pass", None, threshold, "not an hourly window: volume is judged per hour"
     counts = []
     for w in range(weeks + 1):
         end = hour_end - timedelta(weeks=w)
@@ -122,8 +195,6 @@ def _volume_anomaly(conn: Any, check: dict[str, Any], now: datetime) -> tuple[st
         ).fetchone()[0]
         counts.append(int(n))
     current, history = counts[0], [c for c in counts[1:] if c > 0]
-    lo, hi = float(check.get("min_ratio", 0.2)), float(check.get("max_ratio", 5.0))
-    threshold = f"{lo:g}..{hi:g} x median of the same hour in {weeks} previous weeks"
     if len(history) < int(check.get("min_history", 2)):
         return "pass", float(current), threshold, f"{current} rows; not enough history ({len(history)} weeks)"
     median = sorted(history)[len(history) // 2]
@@ -138,16 +209,15 @@ def _volume_anomaly(conn: Any, check: dict[str, Any], now: datetime) -> tuple[st
 
 
 def _null_rate(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, float | None, str, str]:
-    where, args = _source_filter(check)
-    since = now - timedelta(hours=float(check.get("lookback_hours", 24)))
+    where, args = _window_filter(check)
     total, nulls = conn.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {check['column']} IS NULL) FROM {check['table']}"
-        f" WHERE loaded_at >= %s{where}",
-        [since, *args],
+        f" WHERE true{where}",
+        args,
     ).fetchone()
     limit = float(check["max_rate"])
     if not total:
-        return "pass", None, f"<= {limit:g}", "no rows in the lookback"
+        return "pass", None, f"<= {limit:g}", "no rows in the window"
     rate = nulls / total
     return (
         ("pass" if rate <= limit else "fail"),
@@ -158,20 +228,26 @@ def _null_rate(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, fl
 
 
 def _unique(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, float | None, str, str]:
-    cols = ", ".join(check["columns"])
-    where, args = _source_filter(check)
+    cols = check["columns"]
+    where, args = _window_filter(check, alias="t")
+    same = " AND ".join(f"o.{c} = t.{c}" for c in cols)
     dupes, example = conn.execute(
-        f"SELECT count(*), min(k::text) FROM (SELECT ({cols}) AS k FROM {check['table']} WHERE true{where}"
-        f" GROUP BY {cols} HAVING count(*) > 1) d",
+        f"SELECT count(DISTINCT ({', '.join('t.' + c for c in cols)})),"
+        f" min(({', '.join('t.' + c for c in cols)})::text)"
+        f" FROM {check['table']} t WHERE true{where}"
+        f" AND EXISTS (SELECT 1 FROM {check['table']} o WHERE {same}"
+        f" AND (o.tableoid, o.ctid) <> (t.tableoid, t.ctid))",
         args,
     ).fetchone()
-    detail = f"{dupes} key values appear more than once" + (f", e.g. {example}" if dupes else "")
+    detail = f"{dupes} key values of the window appear more than once" + (
+        f", e.g. {example}" if dupes else ""
+    )
     return ("pass" if dupes == 0 else "fail"), float(dupes), "0 duplicate keys", detail
 
 
 def _range(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, float | None, str, str]:
     col = check["column"]
-    where, args = _source_filter(check)
+    where, args = _window_filter(check)
     conds, parts = [], []
     if "min" in check:
         conds.append(f"{col} < {float(check['min'])!r}")
@@ -184,13 +260,8 @@ def _range(conn: Any, check: dict[str, Any], now: datetime) -> tuple[str, float 
         parts.append(f"<= {check['max']}")
     if not conds:
         raise ValueError("a range check needs min, min_exclusive or max")
-    lookback = ""
-    if check.get("lookback_hours"):
-        lookback = " AND loaded_at >= %s"
-        args = [*args, now - timedelta(hours=float(check["lookback_hours"]))]
     bad, low, high = conn.execute(
-        f"SELECT count(*), min({col}), max({col}) FROM {check['table']}"
-        f" WHERE ({' OR '.join(conds)}){where}{lookback}",
+        f"SELECT count(*), min({col}), max({col}) FROM {check['table']} WHERE ({' OR '.join(conds)}){where}",
         args,
     ).fetchone()
     detail = f"{bad} rows outside" + (f" (from {low} to {high})" if bad else "")
@@ -233,8 +304,8 @@ def record(conn: psycopg.Connection[Any], results: list[CheckResult], dag_run_id
         cur.executemany(
             """
             INSERT INTO quality.check_results (check_name, check_type, target, source, severity, status, observed,
-                                               threshold, detail, dag_run_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                               threshold, detail, scope, window_start, window_end, dag_run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             """,
             [
                 (
@@ -247,6 +318,9 @@ def record(conn: psycopg.Connection[Any], results: list[CheckResult], dag_run_id
                     r.observed,
                     r.threshold,
                     r.detail,
+                    r.scope,
+                    r.window_start,
+                    r.window_end,
                     dag_run_id,
                 )
                 for r in results
