@@ -73,9 +73,12 @@ with DAG(
         """Run every check, audit the ready windows of each source, publish, alert on failures."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pulse.quality.runner import run_quality
+        from pulse.quality.runner import BadParams, run_quality
 
-        outcome = run_quality(params, context)
+        try:
+            outcome = run_quality(params, context)
+        except BadParams as exc:
+            raise AirflowFailException(str(exc)) from exc
         if outcome["critical"]:
             raise AirflowFailException(f"critical checks failed: {', '.join(outcome['critical'])}")
         return outcome

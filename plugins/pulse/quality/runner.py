@@ -9,6 +9,10 @@ from typing import Any
 from pulse.quality.checks import CheckResult
 
 
+class BadParams(ValueError):
+    """The run's params cannot work (retrying would not help)."""
+
+
 def _parse(value: Any) -> datetime | None:
     from pulse.windows import _as_utc
 
@@ -28,11 +32,11 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     checks = load_checks()
     start, end = _parse(params.get("window_start")), _parse(params.get("window_end"))
     if bool(start) != bool(end):
-        raise ValueError("give both window_start and window_end, or neither")
+        raise BadParams("give both window_start and window_end, or neither")
     sources = [params["source"]] if params.get("source") else sorted(SOURCES)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
-        raise ValueError(f"unknown source(s) {unknown}; one of {sorted(SOURCES)}")
+        raise BadParams(f"unknown source(s) {unknown}; one of {sorted(SOURCES)}")
 
     audits = []
     released = 0
@@ -40,7 +44,9 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         results: list[CheckResult] = [run_check(conn, c, now) for c in checks if not is_window_check(c)]
         if params.get("release"):
             if not (start and end):
-                raise ValueError("release needs window_start and window_end")
+                raise BadParams("release needs window_start and window_end")
+            if not str(params.get("released_by") or "").strip() or not str(params.get("reason") or "").strip():
+                raise BadParams("release needs released_by and reason")
             released = release(
                 conn,
                 sources,
