@@ -24,7 +24,7 @@ run: install ## bring the stack up, run every ingest DAG once, keep the UI up (O
 test: install ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-BENCHES ?= loader enrich dedup
+BENCHES ?= loader enrich dedup archive
 bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some; BENCH_ARGS=... passes flags)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 

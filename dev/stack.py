@@ -11,6 +11,7 @@ variable                default  what listens there
 ``PULSE_API_PORT``      8080     Airflow api-server (UI and REST)
 ``PULSE_SIM_PORT``      8765     source simulator
 ``PULSE_SLACK_PORT``    8766     Slack webhook receiver
+``PULSE_WEBHOOK_PORT``  8767     export webhook subscriber (checks signatures)
 ======================  =======  ============================================
 
 PostgreSQL refuses to run as root. When this script runs as root it runs the server as the ``postgres``
@@ -55,6 +56,9 @@ PG_PORT = _port("PULSE_PG_PORT", 55432)
 API_PORT = _port("PULSE_API_PORT", 8080)
 SIM_PORT = _port("PULSE_SIM_PORT", 8765)
 SLACK_PORT = _port("PULSE_SLACK_PORT", 8766)
+WEBHOOK_PORT = _port("PULSE_WEBHOOK_PORT", 8767)
+#: Another DAG folder for the Airflow processes (the live alert tests load probe DAGs this way).
+DAGS_FOLDER = Path(os.environ.get("PULSE_DAGS_FOLDER", ROOT / "dags"))
 
 PG_SUPERUSER = "postgres"
 WAREHOUSE_DB = "warehouse"
@@ -77,9 +81,14 @@ def load_secrets() -> dict[str, str]:
     """Return the stack's generated secrets, creating them on first use (file mode 0600)."""
     path = STATE / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text())
+        if "webhook_secret" not in values:  # state folders from before the export webhooks
+            values["webhook_secret"] = secrets.token_urlsafe(32)
+            path.write_text(json.dumps(values, indent=2))
+        return values
     STATE.mkdir(parents=True, exist_ok=True)
     values = {
+        "webhook_secret": secrets.token_urlsafe(32),
         "pg_superuser_password": secrets.token_urlsafe(18),
         "warehouse_password": secrets.token_urlsafe(18),
         "airflow_db_password": secrets.token_urlsafe(18),
@@ -324,6 +333,12 @@ def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
         "slack_quality": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/QUALITY"},
         "slack_trends": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/TRENDS"},
         "pulse_pseudonym": {"conn_type": "generic", "password": sec["pseudonym_key"]},
+        # The export DAG's one local subscriber (include/exports/subscribers.yaml): URL + HMAC secret.
+        "webhook_local": {
+            "conn_type": "http",
+            "host": f"http://{HOST}:{WEBHOOK_PORT}/hooks/pulse",
+            "password": sec["webhook_secret"],
+        },
     }
 
 
@@ -340,7 +355,7 @@ def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -364,6 +379,10 @@ def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
         "AIRFLOW__OPENLINEAGE__DISABLED": "true",
         "PULSE_PSEUDONYM_KEY": sec["pseudonym_key"],
         "PULSE_STATE_DIR": str(STATE),
+        # Object storage of archives and exports: local folders here; s3://bucket/prefix with
+        # PULSE_*_CONN_ID = an aws connection in production (docs/retention.md).
+        "PULSE_ARCHIVE_URL": os.environ.get("PULSE_ARCHIVE_URL", f"file://{STATE / 'archive'}"),
+        "PULSE_EXPORT_URL": os.environ.get("PULSE_EXPORT_URL", f"file://{STATE / 'exports'}"),
         "NO_PROXY": "*",
     }
     for conn_id, conn in connections(sec).items():
@@ -418,6 +437,23 @@ def services() -> list[Service]:
                 str(STATE / "slack" / "messages.jsonl"),
             ],
             SLACK_PORT,
+        ),
+        Service(
+            "webhook",
+            [
+                py,
+                "-m",
+                "dev.webhook_receiver",
+                "--host",
+                HOST,
+                "--port",
+                str(WEBHOOK_PORT),
+                "--secret-env",
+                "PULSE_WEBHOOK_SECRET",
+                "--out",
+                str(STATE / "webhooks" / "deliveries.jsonl"),
+            ],
+            WEBHOOK_PORT,
         ),
         Service(
             "api-server",
@@ -554,14 +590,18 @@ def up() -> dict[str, str]:
     migrate_warehouse()
     env = airflow_env(sec)
     (STATE / "slack").mkdir(parents=True, exist_ok=True)
-    for svc in services()[:2]:
-        start_service(svc, env)
+    (STATE / "webhooks").mkdir(parents=True, exist_ok=True)
+    for svc in services()[:3]:
+        start_service(
+            svc, {**env, "PULSE_WEBHOOK_SECRET": sec["webhook_secret"]} if svc.name == "webhook" else env
+        )
     wait_http(f"http://{HOST}:{SIM_PORT}/_sim/health", 30, "the simulator")
     wait_http(f"http://{HOST}:{SLACK_PORT}/_messages", 30, "the Slack receiver")
+    wait_http(f"http://{HOST}:{WEBHOOK_PORT}/_deliveries", 30, "the webhook receiver")
     if not running_pid("api-server"):
         airflow_bootstrap(env)
     # The api-server first: tasks queued before it answers fail (AIRFLOW3.md pitfall 14).
-    api, *others = services()[2:]
+    api, *others = services()[3:]
     start_service(api, env)
     wait_http(f"http://{HOST}:{API_PORT}/api/v2/monitor/health", 180, "the Airflow api-server")
     for svc in others:

@@ -1,0 +1,1 @@
+"""Tests of the mart exports (writers, manifests) and the signed webhooks."""
