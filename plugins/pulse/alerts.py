@@ -380,3 +380,39 @@ class PulseSlackNotifier(SlackWebhookNotifier):
     async def async_notify(self, context: Any) -> None:
         # The triggerer runs this in its event loop: the blocking database and HTTP calls go to a thread.
         await asyncio.to_thread(post_alert, self._alert(context))
+
+
+# --------------------------------------------------------------------------------------------------
+# daily digest
+# --------------------------------------------------------------------------------------------------
+
+
+def digest_text(conn: Any, since: datetime, until: datetime) -> str:
+    """Summary of every alert raised in [since, until): counts per route and kind, the most repeated ones."""
+    rows = conn.execute(
+        """
+        SELECT route, kind, count(*), count(*) FILTER (WHERE posted)
+          FROM ops.alert_events WHERE occurred_at >= %s AND occurred_at < %s
+         GROUP BY 1, 2 ORDER BY 1, 3 DESC
+        """,
+        (since, until),
+    ).fetchall()
+    span = f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
+    if not rows:
+        return f":sunny: *Pulse alert digest*, {span}: no alerts."
+    total = sum(r[2] for r in rows)
+    held = total - sum(r[3] for r in rows)
+    lines = [f":bookmark_tabs: *Pulse alert digest*, {span}: {total} alert(s), {held} held back as repeats."]
+    lines += [f"• {route} / {kind}: {n} ({posted} posted)" for route, kind, n, posted in rows]
+    top = conn.execute(
+        """
+        SELECT min(title), dedup_key, count(*), max(occurred_at)
+          FROM ops.alert_events WHERE occurred_at >= %s AND occurred_at < %s
+         GROUP BY dedup_key HAVING count(*) > 1 ORDER BY 3 DESC, 2 LIMIT 5
+        """,
+        (since, until),
+    ).fetchall()
+    if top:
+        lines.append("*Most repeated*:")
+        lines += [f"• {title}: {n} times, last {last:%H:%M} UTC" for title, _key, n, last in top]
+    return "\n".join(lines)
