@@ -109,7 +109,8 @@ def truncate_warehouse(conn: Any) -> None:
         "ops.api_budget, enriched.document_features, enriched.entity_mentions, enriched.places, "
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
         "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results, "
-        "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events RESTART IDENTITY"
+        "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events, ops.archives, ops.exports, "
+        "ops.webhook_deliveries RESTART IDENTITY"
     )
 
 
