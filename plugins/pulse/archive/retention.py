@@ -1,0 +1,406 @@
+"""Retention: archive old data to Parquet, verify it, and only then remove it from PostgreSQL; and restore.
+
+Policies live in ``include/retention.yaml``: per table, its group (documents, facts, raw), the event-time
+column and how it leaves PostgreSQL:
+
+* partitioned tables (``core.documents``, ``core.market_bars``, ``enriched.*``): each monthly partition whose
+  month ended more than ``hot_days`` ago is one unit; after verification the partition is dropped;
+* time-sliced tables (``raw.api_responses`` by day of ``fetched_at``; the small unpartitioned fact tables by
+  month): each old period is one unit; after verification its rows are deleted. Raw pages that an open
+  quarantine row still points at stay hot and out of the archive (``replay_quarantine`` needs them); once
+  their quarantine row is resolved, a later run archives them as another part of the same day.
+
+Every archive of a period is its own object (``<name>.parquet``, then ``<name>.part2.parquet`` ...): an
+object that is the only copy of removed rows is never overwritten.
+
+One unit, :func:`archive_unit`:
+
+1. a lock connection takes ``SHARE`` on the relation, so nothing can change it until the end (reads go on);
+2. :func:`pulse.archive.parquet.write_archive` streams the rows to ``<root>/<schema>/<table>/<yyyy>/<mm>/...``
+   and the manifest row is written (``ops.archives``, status ``written``);
+3. :func:`pulse.archive.parquet.verify_archive` reads the object back from storage: size, SHA-256, full
+   decode, row count, and the rows compared with the database both ways. A failure marks the row ``failed``
+   with the problems and stops: nothing is dropped;
+4. in the lock connection's transaction: drop the partition (or delete the period's rows, checking the
+   count), and mark the manifest row ``dropped``; both commit together.
+
+Restore (:func:`restore_period`) loads the latest dropped archive of a period back (checksum and row count
+checked first), marks it ``restored`` and keeps it hot for ``keep_days``; archiving it again later writes an
+identical object (same rows, same SHA-256).
+
+Storage: ``PULSE_ARCHIVE_URL`` (``file:///abs/dir`` or ``s3://bucket/prefix``) and, for S3,
+``PULSE_ARCHIVE_CONN_ID`` (an ``aws`` connection).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+    from airflow.sdk import ObjectStoragePath
+
+POLICY_FILE = Path(__file__).resolve().parents[3] / "include" / "retention.yaml"
+GROUPS = ("documents", "facts", "raw")
+
+
+class RetentionError(RuntimeError):
+    """A unit could not be archived safely (nothing was removed)."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    table: str
+    group: str
+    column: str
+    unit: str  # partition | day | month
+    keep_referenced_raw: bool = False
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One period of one table to archive (JSON-able: it travels through XCom to mapped tasks)."""
+
+    table: str
+    relation: str  # what is read: the partition, or the table for time-sliced policies
+    column: str
+    kind: str  # partition | day | month
+    start: str  # ISO 8601 UTC
+    end: str
+    keep_referenced_raw: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.relation} {self.start[:10]}" if self.kind != "partition" else self.relation
+
+
+def load_policies(path: Path | None = None) -> tuple[dict[str, int], list[Policy]]:
+    """Default hot days per group, and the policies of the file (validated)."""
+    import yaml
+
+    data = yaml.safe_load((path or POLICY_FILE).read_text())
+    hot = {g: int(d) for g, d in (data.get("hot_days") or {}).items()}
+    if set(hot) != set(GROUPS) or any(d < 1 for d in hot.values()):
+        raise ValueError(f"hot_days needs a positive number of days for each of {GROUPS}")
+    policies = []
+    for entry in data.get("tables") or []:
+        policy = Policy(
+            table=str(entry["table"]),
+            group=str(entry["group"]),
+            column=str(entry["column"]),
+            unit=str(entry["unit"]),
+            keep_referenced_raw=bool(entry.get("keep_referenced_raw", False)),
+        )
+        if policy.group not in GROUPS or policy.unit not in ("partition", "day", "month"):
+            raise ValueError(f"retention policy {entry}: group one of {GROUPS}, unit partition, day or month")
+        policies.append(policy)
+    return hot, policies
+
+
+def archive_root() -> ObjectStoragePath:
+    from airflow.sdk import ObjectStoragePath
+
+    url = os.environ.get("PULSE_ARCHIVE_URL")
+    if not url:
+        raise RetentionError(
+            "set PULSE_ARCHIVE_URL to the archive location (file:///abs/dir or s3://bucket/prefix; "
+            "PULSE_ARCHIVE_CONN_ID names the aws connection for s3)"
+        )
+    conn_id = os.environ.get("PULSE_ARCHIVE_CONN_ID") or None
+    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
+
+
+def _month_start(d: datetime) -> datetime:
+    return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(d: datetime) -> datetime:
+    return (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+#: Raw pages an open quarantine row points at (``t`` is raw.api_responses).
+REFERENCED = (
+    "EXISTS (SELECT 1 FROM quality.quarantine q WHERE q.raw_response_id = t.id AND q.resolved_at IS NULL)"
+)
+
+
+def _held(conn: Any, table: str, start: datetime, now: datetime) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM ops.archives WHERE relation = %s AND period_start = %s AND status = 'restored'"
+        " AND keep_hot_until > %s LIMIT 1",
+        (table, start, now),
+    ).fetchone()
+    return row is not None
+
+
+def plan(
+    conn: psycopg.Connection[Any], now: datetime, hot_days: dict[str, int], policies: list[Policy]
+) -> list[Unit]:
+    """Every unit older than its group's hot period, oldest first (restored periods on hold are skipped)."""
+    units: list[Unit] = []
+    for p in policies:
+        cutoff = now - timedelta(days=hot_days[p.group])
+        if p.unit == "partition":
+            schema, name = p.table.split(".")
+            rows = conn.execute(
+                r"""
+                SELECT c.relname FROM pg_inherits i
+                  JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = %s::regclass AND c.relname ~ ('^' || %s || '_p\d{4}_\d{2}$')
+                 ORDER BY c.relname
+                """,
+                (p.table, name),
+            ).fetchall()
+            for (part,) in rows:
+                y, m = part.rsplit("_p", 1)[1].split("_")
+                start = datetime(int(y), int(m), 1, tzinfo=UTC)
+                end = _next_month(start)
+                if end <= cutoff and not _held(conn, p.table, start, now):
+                    units.append(
+                        Unit(
+                            p.table,
+                            f"{schema}.{part}",
+                            p.column,
+                            "partition",
+                            start.isoformat(),
+                            end.isoformat(),
+                        )
+                    )
+        else:
+            trunc = "day" if p.unit == "day" else "month"
+            limit = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+            if p.unit == "month":
+                limit = _month_start(limit)
+            keep = f" AND NOT {REFERENCED}" if p.keep_referenced_raw else ""
+            periods = conn.execute(
+                f"SELECT DISTINCT date_trunc('{trunc}', {p.column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                f" FROM {p.table} t WHERE {p.column} < %s{keep} ORDER BY 1",
+                (limit,),
+            ).fetchall()
+            for (start,) in periods:
+                end = start + timedelta(days=1) if p.unit == "day" else _next_month(start)
+                if end <= limit and not _held(conn, p.table, start, now):
+                    units.append(
+                        Unit(
+                            p.table,
+                            p.table,
+                            p.column,
+                            p.unit,
+                            start.isoformat(),
+                            end.isoformat(),
+                            p.keep_referenced_raw,
+                        )
+                    )
+    return units
+
+
+def object_path(root: ObjectStoragePath, unit: Unit, part: int = 1) -> ObjectStoragePath:
+    """``<root>/<schema>/<table>/<yyyy>/<mm>/<name>[.partN].parquet``."""
+    schema, table = unit.table.split(".")
+    start = datetime.fromisoformat(unit.start)
+    folder = root / schema / table / f"{start:%Y}" / f"{start:%m}"
+    if unit.kind == "partition":
+        name = unit.relation.split(".")[1]
+    elif unit.kind == "day":
+        name = f"{table}_{start:%Y_%m_%d}"
+    else:
+        name = f"{table}_{start:%Y_%m}"
+    return folder / (f"{name}.parquet" if part == 1 else f"{name}.part{part}.parquet")
+
+
+def _part(conn: Any, unit: Unit) -> int:
+    """1 + the archives of this period that hold (or held) removed rows: their objects are never reused."""
+    n = conn.execute(
+        "SELECT count(*) FROM ops.archives WHERE relation = %s AND period_start = %s"
+        " AND status IN ('dropped', 'restored')",
+        (unit.table, unit.start),
+    ).fetchone()[0]
+    return int(n) + 1
+
+
+def _where(unit: Unit) -> tuple[str | None, tuple[Any, ...]]:
+    if unit.kind == "partition":
+        return None, ()
+    keep = f" AND NOT {REFERENCED.replace('t.id', unit.relation + '.id')}" if unit.keep_referenced_raw else ""
+    return f"{unit.column} >= %s AND {unit.column} < %s{keep}", (
+        datetime.fromisoformat(unit.start),
+        datetime.fromisoformat(unit.end),
+    )
+
+
+def _ensure_folder(path: ObjectStoragePath) -> None:
+    if path.protocol in ("file", "local"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def archive_unit(unit: Unit, dag_run_id: str, *, root: ObjectStoragePath | None = None) -> dict[str, Any]:
+    """Archive, verify, then remove one unit (module docstring). Raises RetentionError when unsafe."""
+    import psycopg
+
+    from pulse.archive.parquet import verify_archive, write_archive
+    from pulse.export.webhooks import storage_url
+    from pulse.warehouse.db import dsn_from_connection
+
+    root = root or archive_root()
+    where, params = _where(unit)
+    dsn = dsn_from_connection()
+    with (
+        psycopg.connect(dsn, application_name="pulse-retention-lock") as lock,
+        psycopg.connect(dsn, application_name="pulse-retention", autocommit=True) as conn,
+    ):
+        if lock.execute("SELECT to_regclass(%s)", (unit.relation,)).fetchone()[0] is None:
+            return {"unit": unit.label, "skipped": "relation no longer exists"}
+        lock.execute("SET LOCAL lock_timeout = '60s'")
+        lock.execute(f"LOCK TABLE {unit.relation} IN SHARE MODE")
+        version = conn.execute("SELECT version_num FROM ops.alembic_version").fetchone()[0]
+        dest = object_path(root, unit, _part(conn, unit))
+        _ensure_folder(dest)
+        archive = write_archive(conn, unit.relation, dest, where=where, params=params)
+        manifest_id = conn.execute(
+            """
+            INSERT INTO ops.archives (relation, archived_relation, period_start, period_end, path, location, rows,
+                                      bytes, sha256, schema_fingerprint, schema_version, columns, status, dag_run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'written', %s) RETURNING id
+            """,
+            (
+                unit.table,
+                unit.relation,
+                unit.start,
+                unit.end,
+                archive.path,
+                storage_url(archive.path),
+                archive.rows,
+                archive.bytes,
+                archive.sha256,
+                archive.schema_fingerprint,
+                version,
+                psycopg.types.json.Jsonb([list(c) for c in archive.columns]),
+                dag_run_id,
+            ),
+        ).fetchone()[0]
+        check = verify_archive(conn, archive, relation=unit.relation, where=where, params=params)
+        if not check.ok:
+            conn.execute(
+                "UPDATE ops.archives SET status = 'failed', problems = %s WHERE id = %s",
+                (check.problems, manifest_id),
+            )
+            lock.rollback()
+            raise RetentionError(
+                f"archive of {unit.label} failed verification, nothing was removed: {'; '.join(check.problems)}"
+            )
+        conn.execute(
+            "UPDATE ops.archives SET status = 'verified', verified_at = now() WHERE id = %s", (manifest_id,)
+        )
+        removed = _remove(lock, unit, where, params, archive.rows)
+        lock.execute(
+            "UPDATE ops.archives SET status = 'dropped', dropped_at = now() WHERE id = %s", (manifest_id,)
+        )
+        lock.commit()
+    return {
+        "unit": unit.label,
+        "rows": archive.rows,
+        "bytes": archive.bytes,
+        "sha256": archive.sha256,
+        "location": storage_url(archive.path),
+        "removed": removed,
+        "verify_seconds": round(check.seconds, 2),
+    }
+
+
+def _remove(lock: Any, unit: Unit, where: str | None, params: tuple[Any, ...], archived: int) -> int:
+    """Drop the partition or delete the period's rows, in the lock's transaction; return rows removed."""
+    if unit.kind == "partition":
+        lock.execute(f"DROP TABLE {unit.relation}")
+        return archived
+    deleted = lock.execute(f"DELETE FROM {unit.relation} WHERE {where}", params).rowcount
+    if deleted != archived:
+        lock.rollback()
+        raise RetentionError(
+            f"{unit.label}: {deleted} rows to delete != {archived} archived; nothing was removed"
+        )
+    return int(deleted)
+
+
+@dataclass(frozen=True)
+class Restored:
+    relation: str
+    period_start: str
+    rows: int  # rows loaded back
+    archived_rows: int  # rows in the archive parts loaded
+    location: str
+    keep_hot_until: str
+
+
+def restore_period(
+    conn: psycopg.Connection[Any], table: str, period: date, keep_days: int, dag_run_id: str
+) -> Restored:
+    """Load the latest dropped archive of ``table`` for the period starting ``period`` back into PostgreSQL."""
+    from airflow.sdk import ObjectStoragePath
+
+    from pulse.archive.parquet import ArchiveFile, restore_archive
+
+    start = datetime(period.year, period.month, period.day, tzinfo=UTC)
+    rows = conn.execute(
+        """
+        SELECT id, archived_relation, path, location, rows, bytes, sha256, schema_fingerprint, columns, status
+          FROM ops.archives WHERE relation = %s AND period_start = %s AND status IN ('dropped', 'restored')
+         ORDER BY archived_at DESC
+        """,
+        (table, start),
+    ).fetchall()
+    if not rows:
+        raise RetentionError(
+            f"no archive of {table} for the period starting {period}: see analytics.data_months"
+        )
+    if rows[0][-1] == "restored":
+        raise RetentionError(f"{table} {period} is already restored (ops.archives id {rows[0][0]})")
+    partitioned = rows[0][1] != table
+    # A partition left whole in its latest archive; a time slice may have left in several parts.
+    parts = [rows[0]] if partitioned else [r for r in rows if r[-1] == "dropped"]
+
+    def expected(r: Any) -> ArchiveFile:
+        return ArchiveFile(
+            path=r[2],
+            table=r[1],
+            rows=r[4],
+            bytes=r[5],
+            sha256=r[6],
+            schema_fingerprint=r[7],
+            columns=[(str(n), str(t)) for n, t in r[8]],
+        )
+
+    with conn.transaction():
+        if partitioned:  # recreate the partition, empty, and load straight into it
+            relation = rows[0][1]
+            conn.execute("SELECT ops.ensure_month_partitions(%s::regclass, %s, %s)", (table, start, start))
+            present = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+            if present:
+                raise RetentionError(f"{relation} already holds {present} rows; restore needs it empty")
+            loaded = restore_archive(conn, ObjectStoragePath(rows[0][2]), table, expected=expected(rows[0]))
+        else:  # rows of the period may still be there (raw pages kept for open quarantine rows)
+            conn.execute(f"CREATE TEMP TABLE restore_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            for r in parts:
+                restore_archive(conn, ObjectStoragePath(r[2]), "restore_stage", expected=expected(r))
+            loaded = conn.execute(
+                f"INSERT INTO {table} OVERRIDING SYSTEM VALUE SELECT * FROM restore_stage ON CONFLICT DO NOTHING"
+            ).rowcount
+        from pulse.windows import utcnow
+
+        until = utcnow() + timedelta(days=keep_days)  # the pipeline's clock, as retention's plan uses
+        conn.execute(
+            "UPDATE ops.archives SET status = 'restored', restored_at = now(), keep_hot_until = %s"
+            " WHERE id = ANY(%s)",
+            (until, [r[0] for r in parts]),
+        )
+    location = ", ".join(r[3] for r in parts)
+    archived_rows = sum(int(r[4]) for r in parts)
+    return Restored(table, start.isoformat(), int(loaded), archived_rows, location, until.isoformat())
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A Unit or Restored as a plain dict (XCom)."""
+    return asdict(obj)

@@ -1,0 +1,224 @@
+"""The retention and restore DAGs end to end: archive, verify, drop, restore, with no row lost.
+
+Real PostgreSQL, real Parquet objects in a local folder and in the moto S3 server over HTTP. PULSE_NOW is
+2026-11-28: with 90 hot days, June 2026 is old and September is hot; with 14 raw days, pages fetched on
+2026-11-08 are old and those of 2026-11-25 are hot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import dag_test, truncate_warehouse
+
+pytestmark = pytest.mark.e2e
+
+DOCS = 50
+SNAPSHOT = "SELECT t::text FROM {table} t ORDER BY 1"
+
+
+def _seed(db: Any) -> None:
+    for table in ("core.documents", "enriched.document_features"):
+        for month in ("2026-06-01", "2026-09-01"):
+            db.execute("SELECT ops.ensure_month_partitions(%s::regclass, %s, %s)", (table, month, month))
+    for month in ("2026-06", "2026-09"):
+        db.execute(
+            "INSERT INTO core.documents (source, external_id, kind, created_at, title, body, author_pseudonym,"
+            " score, metrics, payload, content_sha256, raw_response_id, dag_run_id)"
+            " SELECT 'reddit', %s || g, 'post', (%s || '-10 08:00+00')::timestamptz + g * interval '1 minute',"
+            " 'title ' || g, 'body ✓ ' || repeat('x', g), 'p' || g, g, jsonb_build_object('c', g),"
+            " '{\"k\": [1.5, null]}', md5(g::text), g, 'seed' FROM generate_series(1, %s) g",
+            (f"t3_{month}_", month, DOCS),
+        )
+        db.execute(
+            "INSERT INTO enriched.document_features (source, external_id, created_at, enrichment_version,"
+            " sentiment_vader, emotions, keywords) SELECT source, external_id, created_at, 'v1', 0.25,"
+            " '{\"joy\": 1}', ARRAY['a', 'b'] FROM core.documents WHERE external_id LIKE %s",
+            (f"t3_{month}_%",),
+        )
+    for day in ("2026-11-08", "2026-11-25"):
+        for i in range(3):
+            db.execute(
+                "INSERT INTO raw.api_responses (source, stream, endpoint, page_no, status_code, body, body_sha256,"
+                " is_valid, fetched_at) VALUES ('reddit', 's', '/r/new', %s, 200, '{}', 'h', true, %s)",
+                (i, f"{day} 10:0{i}+00"),
+            )
+    old_page = db.execute("SELECT min(id) FROM raw.api_responses").fetchone()[0]
+    db.execute(
+        "INSERT INTO quality.quarantine (source, item_key, raw_response_id, item_index, reason_code, dag_run_id)"
+        " VALUES ('reddit', 'k', %s, 0, 'bad_timestamp', 'r')",
+        (old_page,),
+    )
+
+
+@pytest.fixture(params=["local", "s3"])
+def archive_url(
+    request: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    db: Any,
+    dagbag: Any,
+    airflow_db: None,
+    slack: Any,
+) -> Iterator[str]:
+    if request.param == "local":
+        url = f"file://{tmp_path}/archive"
+        monkeypatch.delenv("PULSE_ARCHIVE_CONN_ID", raising=False)
+    else:
+        s3 = request.getfixturevalue("s3")
+        url = f"s3://{s3['bucket']}/archive-{tmp_path.name}"
+        monkeypatch.setenv("PULSE_ARCHIVE_CONN_ID", s3["conn_id"])
+    monkeypatch.setenv("PULSE_ARCHIVE_URL", url)
+    truncate_warehouse(db)
+    _seed(db)
+    yield url
+    truncate_warehouse(db)
+
+
+def _exists(db: Any, relation: str) -> bool:
+    return db.execute("SELECT to_regclass(%s)", (relation,)).fetchone()[0] is not None
+
+
+def _retention(dagbag: Any, **conf: Any) -> Any:
+    return dag_test(dagbag.dags["retention"], run_conf=conf)
+
+
+def _restore(dagbag: Any, table: str, period: str) -> Any:
+    return dag_test(
+        dagbag.dags["restore_archive"], run_conf={"table": table, "period": period, "keep_days": 7}
+    )
+
+
+def test_archive_verify_drop_and_restore_lose_no_row(archive_url: str, db: Any, dagbag: Any) -> None:
+    before = db.execute(SNAPSHOT.format(table="core.documents_p2026_06")).fetchall()
+    features = db.execute(SNAPSHOT.format(table="enriched.document_features_p2026_06")).fetchall()
+    assert len(before) == DOCS
+
+    assert _retention(dagbag).state == "success"
+    # June left PostgreSQL; September (hot) did not.
+    assert not _exists(db, "core.documents_p2026_06") and not _exists(
+        db, "enriched.document_features_p2026_06"
+    )
+    assert db.execute("SELECT count(*) FROM core.documents_p2026_09").fetchone()[0] == DOCS
+    manifest = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "SELECT archived_relation, status, rows, location, sha256, schema_version FROM ops.archives"
+        ).fetchall()
+    }
+    doc_row = manifest["core.documents_p2026_06"]
+    assert doc_row[:2] == ("dropped", DOCS) and len(doc_row[3]) == 64 and doc_row[4] == "0009"
+    assert doc_row[2].endswith("/core/documents/2026/06/documents_p2026_06.parquet")
+    assert "@" not in doc_row[2]  # a plain URL for people, without the Airflow connection id
+    assert manifest["enriched.document_features_p2026_06"][:2] == ("dropped", DOCS)
+    # Raw pages: the old day is archived and deleted, except the page an open quarantine row needs (it stays
+    # hot and out of the archive until the quarantine row is resolved).
+    assert manifest["raw.api_responses"][:2] == ("dropped", 2)
+    kept = db.execute("SELECT fetched_at::date::text FROM raw.api_responses ORDER BY 1").fetchall()
+    assert kept == [("2026-11-08",), ("2026-11-25",), ("2026-11-25",), ("2026-11-25",)]
+    # Analysts see where June is.
+    months = {
+        (r[0], str(r[1])): r[2:]
+        for r in db.execute(
+            "SELECT relation, month, location, archived_rows, archive FROM analytics.data_months"
+        )
+    }
+    assert months[("core.documents", "2026-06-01")][:2] == ("archived", DOCS)
+    assert months[("core.documents", "2026-06-01")][2] == doc_row[2]
+    assert months[("core.documents", "2026-09-01")][0] == "hot"
+    # The archive itself holds the rows, readable with pyarrow.
+    from airflow.sdk import ObjectStoragePath
+
+    path = db.execute(
+        "SELECT path FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06'"
+    ).fetchone()[0]
+    import pyarrow.parquet as pq
+
+    with ObjectStoragePath(path).open("rb") as fh:
+        table = pq.read_table(fh)
+    assert table.num_rows == DOCS and sorted(table.column("external_id").to_pylist())[0] == "t3_2026-06_1"
+
+    # Restore June: the same rows come back, and retention leaves them hot while on hold.
+    assert _restore(dagbag, "core.documents", "2026-06-01").state == "success"
+    assert _restore(dagbag, "enriched.document_features", "2026-06-01").state == "success"
+    assert db.execute(SNAPSHOT.format(table="core.documents_p2026_06")).fetchall() == before
+    assert db.execute(SNAPSHOT.format(table="enriched.document_features_p2026_06")).fetchall() == features
+    assert db.execute(
+        "SELECT location FROM analytics.data_months WHERE relation = 'core.documents' AND month = '2026-06-01'"
+    ).fetchone() == ("restored",)
+    assert _retention(dagbag).state == "success"
+    assert _exists(db, "core.documents_p2026_06")
+    assert db.execute("SELECT count(*) FROM raw.api_responses").fetchone()[0] == 4  # the kept page stayed
+    # Once its quarantine row is resolved, the kept page leaves too, as a second part of the same day.
+    db.execute("UPDATE quality.quarantine SET resolved_at = now()")
+    assert _retention(dagbag).state == "success"
+    parts = db.execute(
+        "SELECT rows, location FROM ops.archives WHERE relation = 'raw.api_responses' ORDER BY id"
+    ).fetchall()
+    assert [p[0] for p in parts] == [2, 1] and parts[1][1].endswith("api_responses_2026_11_08.part2.parquet")
+    assert db.execute("SELECT count(*) FROM raw.api_responses").fetchone()[0] == 3
+    # Restoring the raw day brings back both parts.
+    assert _restore(dagbag, "raw.api_responses", "2026-11-08").state == "success"
+    assert db.execute("SELECT count(*) FROM raw.api_responses").fetchone()[0] == 6
+
+    # Once the hold ends, archiving again writes the identical object (same rows, same checksum).
+    db.execute("UPDATE ops.archives SET keep_hot_until = '2026-11-28 12:00+00' WHERE status = 'restored'")
+    assert _retention(dagbag).state == "success"
+    shas = db.execute(
+        "SELECT sha256 FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06' ORDER BY id"
+    ).fetchall()
+    assert len(shas) == 2 and shas[0] == shas[1]
+    paths = db.execute(
+        "SELECT location FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06' ORDER BY id"
+    ).fetchall()
+    assert paths[1][0].endswith("documents_p2026_06.part2.parquet")  # the first object is never overwritten
+
+
+def test_a_corrupted_archive_blocks_the_drop(
+    archive_url: str, db: Any, dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pulse.archive.parquet as parquet
+
+    real_write = parquet.write_archive
+
+    def write_then_truncate(conn: Any, relation: str, dest: Any, **kw: Any) -> Any:
+        """Storage loses the second half of the object after the write (fault injection)."""
+        archive = real_write(conn, relation, dest, **kw)
+        data = dest.read_bytes()
+        dest.write_bytes(data[: len(data) // 2])
+        return archive
+
+    monkeypatch.setattr(parquet, "write_archive", write_then_truncate)
+    before = db.execute("SELECT count(*) FROM core.documents").fetchone()[0]
+    assert _retention(dagbag).state == "failed"
+    assert _exists(db, "core.documents_p2026_06")
+    assert db.execute("SELECT count(*) FROM core.documents").fetchone()[0] == before
+    failed = db.execute(
+        "SELECT archived_relation, problems FROM ops.archives WHERE status = 'failed' ORDER BY id"
+    ).fetchall()
+    assert failed and all(any("truncated" in p for p in problems) for _, problems in failed)
+    assert db.execute("SELECT count(*) FROM ops.archives WHERE status = 'dropped'").fetchone()[0] == 0
+
+
+def test_restore_refuses_a_damaged_archive(archive_url: str, db: Any, dagbag: Any) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    assert _retention(dagbag).state == "success"
+    path = db.execute(
+        "SELECT path FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06'"
+    ).fetchone()[0]
+    obj = ObjectStoragePath(path)
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    assert _restore(dagbag, "core.documents", "2026-06-01").state == "failed"
+    assert (
+        db.execute("SELECT count(*) FROM core.documents WHERE created_at < '2026-07-01'").fetchone()[0] == 0
+    )
+    assert db.execute(
+        "SELECT status FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06'"
+    ).fetchone() == ("dropped",)
