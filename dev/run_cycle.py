@@ -29,6 +29,8 @@ def ingest_dag_ids() -> list[str]:
 #: DAGs triggered by hand next to the ingest DAGs, and DAGs that follow them through Assets.
 TRIGGERED_TOO = ["warehouse_maintenance"]
 FOLLOWERS = ["enrich"]
+#: Then, one after the other: audit and publish, export what is published, archive what is old.
+AFTERWARDS = ["quality", "export", "retention"]
 
 
 def wait_for_followers(
@@ -149,6 +151,16 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         quarantine = conn.execute(
             "SELECT source, count(*) FROM quality.quarantine GROUP BY 1 ORDER BY 1"
         ).fetchall()
+        published = conn.execute(
+            "SELECT source, published_until, held_windows FROM analytics.publication ORDER BY 1"
+        ).fetchall()
+        exported = conn.execute(
+            "SELECT count(*), coalesce(sum(rows), 0), count(DISTINCT day) FROM ops.exports"
+        ).fetchone()
+        webhooks = conn.execute(
+            "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ops.webhook_deliveries"
+        ).fetchone()
+        archives = conn.execute("SELECT status, count(*) FROM ops.archives GROUP BY 1 ORDER BY 1").fetchall()
         enriched = conn.execute(
             """
             SELECT (SELECT count(*) FROM enriched.document_features),
@@ -188,6 +200,21 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         f"enriched: {enriched[0]} documents with features, {enriched[1]} entity mentions, {enriched[2]} enricher "
         f"errors; {enriched[3]} duplicate clusters holding {enriched[4]} documents"
     )
+    lines.append(
+        "published (analyst views): "
+        + (
+            ", ".join(
+                f"{s} to {u:%Y-%m-%d %H:%M}" + (f" ({h} held)" if h else "") if u else f"{s} (held)"
+                for s, u, h in published
+            )
+            or "nothing yet"
+        )
+    )
+    lines.append(
+        f"exports: {exported[0]} mart-days ({exported[2]} days, {exported[1]} rows) in {stack.STATE / 'exports'}; "
+        f"webhooks delivered {webhooks[0]}, failed {webhooks[1]}"
+    )
+    lines.append("archives: " + (", ".join(f"{st} {n}" for st, n in archives) or "none (no data old enough)"))
     slack_file = stack.STATE / "slack" / "messages.jsonl"
     slack_count = len(slack_file.read_text().splitlines()) if slack_file.exists() else 0
     lines += [
@@ -214,13 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] stack up in {t_up:.0f} s", flush=True)
         api = Api(f"http://{stack.HOST}:{stack.API_PORT}", stack.load_secrets()["airflow_admin_password"])
         dag_ids = ingest_dag_ids() + TRIGGERED_TOO
-        wait_for_dags(api, dag_ids + FOLLOWERS)
+        wait_for_dags(api, dag_ids + FOLLOWERS + AFTERWARDS)
         t1 = time.time()
         since = datetime.now(tz=UTC)
         for dag_id in FOLLOWERS:  # unpaused first, so the ingest runs' Asset events queue their runs
             api.patch(f"/dags/{dag_id}", {"is_paused": False})
         runs = run_cycle(api, dag_ids)
         runs += wait_for_followers(api, FOLLOWERS, since)
+        for dag_id in AFTERWARDS:
+            runs += run_cycle(api, [dag_id])
         print(summary(runs, t_up, time.time() - t1), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:
