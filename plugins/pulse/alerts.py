@@ -300,6 +300,12 @@ def dag_failed_alert(context: Mapping[str, Any]) -> Alert:
         failed = sorted(f"{t.task_id} ({t.state})" for t in tis)
     except Exception:  # the DagRun may be detached from its session: the message stays useful without it
         failed = []
+    ti = context.get("ti")
+    if not failed and _get(ti, "task_id"):
+        # In the dag-processor (the real stack) dag_run is the Task SDK's DagRun, which cannot list its task
+        # instances; ti is the task instance Airflow blames (the last one that failed, for task_failure).
+        state = _get(ti, "state") or ("failed" if reason == "task_failure" else reason)
+        failed = [f"{_get(ti, 'task_id')} ({state})"]
     lines = [f"*Reason*: {reason}"]
     if failed:
         lines.append("*Tasks*: " + ", ".join(failed[:10]))

@@ -57,6 +57,8 @@ class Subscriber:
     url: str
     secret: str = field(repr=False)  # never in logs or task output
     marts: frozenset[str]
+    max_attempts: int = 5  # delivery attempts per notification (optional entry key)
+    backoff_s: float = 2.0  # first retry delay, doubled each attempt (optional entry key)
 
     def wants(self, mart: str) -> bool:
         """Whether this subscriber is notified about exports of ``mart``."""
@@ -99,7 +101,8 @@ def _url_from_connection(conn: Any) -> str:
 
 
 def load_subscribers(path: str | Path = DEFAULT_SUBSCRIBERS_FILE) -> list[Subscriber]:
-    """Read the subscribers file: a YAML list of ``{name, conn_id, marts: [..] | "*"}``.
+    """Read the subscribers file: a YAML list of ``{name, conn_id, marts: [..] | "*"}`` (optional
+    ``max_attempts``, ``backoff_s``).
 
     URL and secret come from the Airflow connection ``conn_id``: the URL from its host (a full URL, or
     ``schema://host:port`` as the http provider builds it; schema defaults to http), the secret from its
@@ -119,7 +122,7 @@ def load_subscribers(path: str | Path = DEFAULT_SUBSCRIBERS_FILE) -> list[Subscr
         where = f"{source}: subscriber #{i + 1}"
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: expected a mapping with name, conn_id and marts")
-        unknown = set(entry) - {"name", "conn_id", "marts"}
+        unknown = set(entry) - {"name", "conn_id", "marts", "max_attempts", "backoff_s"}
         missing = {"name", "conn_id", "marts"} - set(entry)
         if unknown or missing:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
@@ -140,7 +143,12 @@ def load_subscribers(path: str | Path = DEFAULT_SUBSCRIBERS_FILE) -> list[Subscr
         url = _url_from_connection(conn)
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"{where} ({name}): {url!r} is not an http(s) URL")
-        subscribers.append(Subscriber(name, url, conn.password, wanted))
+        attempts, backoff = entry.get("max_attempts", 5), entry.get("backoff_s", 2.0)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"{where} ({name}): max_attempts must be an integer >= 1")
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            raise ValueError(f"{where} ({name}): backoff_s must be a number >= 0")
+        subscribers.append(Subscriber(name, url, conn.password, wanted, attempts, float(backoff)))
     return subscribers
 
 
