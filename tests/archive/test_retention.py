@@ -222,3 +222,48 @@ def test_restore_refuses_a_damaged_archive(archive_url: str, db: Any, dagbag: An
     assert db.execute(
         "SELECT status FROM ops.archives WHERE archived_relation = 'core.documents_p2026_06'"
     ).fetchone() == ("dropped",)
+
+
+def test_items_of_an_archived_month_are_refused_until_it_is_restored(
+    archive_url: str, db: Any, dagbag: Any
+) -> None:
+    """A source re-delivering old items (Alpha Vantage crypto sends its whole history daily) must not recreate
+    archived partitions: those items are refused with archived_period (the load operator quarantines them)."""
+    from datetime import UTC, datetime
+
+    from pulse.sources.base import Document, Fact
+    from pulse.warehouse.loader import upsert_documents, upsert_facts
+
+    def bar(day: int, month: int = 6) -> Fact:
+        values = {"source": "alphavantage", "symbol": "BTC", "market": "EUR", "asset_class": "crypto"}
+        return Fact(
+            "core.market_bars", {**values, "interval": "1d", "ts": datetime(2026, month, day, tzinfo=UTC)}
+        )
+
+    assert upsert_facts(db, [(bar(2), 1)], "r").rejected == []
+    assert _retention(dagbag).state == "success"
+    assert not _exists(db, "core.market_bars_p2026_06")
+    june = Document(
+        source="reddit",
+        external_id="t3_late",
+        kind="post",
+        created_at=datetime(2026, 6, 20, tzinfo=UTC),
+        channel="python",
+        title="late",
+        body="late",
+        url=None,
+        author_pseudonym="p",
+        score=1,
+        metrics={},
+        payload={},
+    )
+    result = upsert_documents(db, [(june, 1)], "r")
+    assert [(r.position, r.reason) for r in result.rejected] == [(0, "archived_period")]
+    result = upsert_facts(db, [(bar(3), 1), (bar(3, month=10), 2)], "r")
+    assert [(r.position, r.reason) for r in result.rejected] == [(0, "archived_period")]
+    assert not _exists(db, "core.documents_p2026_06") and not _exists(db, "core.market_bars_p2026_06")
+    assert db.execute("SELECT count(*) FROM core.market_bars WHERE ts >= '2026-10-01'").fetchone()[0] == 1
+    # After a restore the month is hot again and takes the item.
+    assert _restore(dagbag, "core.documents", "2026-06-01").state == "success"
+    assert upsert_documents(db, [(june, 1)], "r").rejected == []
+    assert db.execute("SELECT count(*) FROM core.documents_p2026_06").fetchone()[0] == DOCS + 1

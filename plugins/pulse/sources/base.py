@@ -32,6 +32,8 @@ class Reason(StrEnum):
     MISSING_TEXT = "missing_text"
     BAD_FIELD = "bad_field"
     NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    #: The item belongs to a month that retention archived and dropped; restore the month to load it.
+    ARCHIVED_PERIOD = "archived_period"
 
 
 class ItemError(ValueError):

@@ -297,6 +297,25 @@ def _month(ts: datetime) -> tuple[int, int]:
     return (ts.year, ts.month)
 
 
+def archived_months(conn: psycopg.Connection[Any], table: str) -> set[tuple[int, int]]:
+    """Months of ``table`` whose partition retention archived and dropped (and nobody restored since).
+
+    Sources that re-deliver history (Alpha Vantage crypto returns every day since the listing) would
+    otherwise recreate those partitions each run and retention would archive them again; such rows are
+    refused with ``archived_period`` instead, so they land in quarantine, where ``replay_quarantine`` loads
+    them after a restore.
+    """
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (period_start) period_start, status FROM ops.archives
+         WHERE relation = %s AND status IN ('dropped', 'restored')
+         ORDER BY period_start, id DESC
+        """,
+        (table,),
+    ).fetchall()
+    return {_month(start) for start, status in rows if status == "dropped"}
+
+
 class PartitionCache:
     """Months that have a partition, per partitioned table, read once per load from the catalog."""
 
@@ -409,11 +428,14 @@ def _upsert_documents(
     conn: psycopg.Connection[Any], docs: Sequence[tuple[Document, int]], dag_run_id: str, batch_size: int
 ) -> LoadResult:
     result = LoadResult()
+    cold = archived_months(conn, "core.documents")
     # Pass 1: keys only; the newest copy (highest raw page id) of each key wins.
     latest: dict[tuple[str, str], tuple[int, int, datetime]] = {}
     for position, (doc, raw_id) in enumerate(docs):
         try:
             source, external_id, created_at = document_key(doc)
+            if cold and _month(created_at) in cold:
+                raise RowRejected(Reason.ARCHIVED_PERIOD, f"{created_at:%Y-%m} of core.documents is archived")
         except RowRejected as exc:
             result.rejected.append(RowRejection(position, exc.reason, exc.detail))
             continue
@@ -632,9 +654,18 @@ def upsert_facts(
     ``rejected`` with their position in ``facts``."""
     result = LoadResult()
     by_table: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+    cold: dict[str, set[tuple[int, int]]] = {}
     for position, (fact, raw_id) in enumerate(facts):
         try:
             row = fact_row(fact, raw_id, dag_run_id)
+            part_col = PARTITIONED.get(fact.table)
+            if part_col:
+                months = cold.get(fact.table)
+                if months is None:
+                    months = cold[fact.table] = archived_months(conn, fact.table)
+                ts = row[(*FACT_TABLES[fact.table][0], *FACT_TABLES[fact.table][1]).index(part_col)]
+                if months and _month(ts) in months:
+                    raise RowRejected(Reason.ARCHIVED_PERIOD, f"{ts:%Y-%m} of {fact.table} is archived")
         except RowRejected as exc:
             result.rejected.append(RowRejection(position, exc.reason, exc.detail))
             continue
