@@ -37,32 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.loader import WORDS  # the same vocabulary as the loader benchmark
+
 BENCH_DB = "pulse_bench_archive"
 PARTITION = "core.documents_p2026_06"
 RESTORE_TARGET = "public.bench_restore"
 METHODS = ("ours", "pandas", "verify", "restore")
-WORDS = [
-    "market",
-    "python",
-    "release",
-    "weather",
-    "storm",
-    "bitcoin",
-    "airflow",
-    "data",
-    "pipeline",
-    "launch",
-    "earnings",
-    "rally",
-    "outage",
-    "update",
-    "community",
-    "model",
-    "forecast",
-    "rain",
-    "stocks",
-    "crypto",
-]
 
 
 def bench_dsn() -> dict[str, Any]:
