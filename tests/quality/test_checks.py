@@ -104,6 +104,18 @@ def test_ranges(qdb: Any) -> None:
     assert check(qdb, **spec).status == "pass"
 
 
+def test_weather_forecasts_are_judged_when_issued(qdb: Any) -> None:
+    """A forecast for tomorrow belongs to the hour it was issued in, not to the hour it comes true."""
+    qdb.execute(
+        "INSERT INTO core.weather_observations (source, city, kind, valid_at, issued_at, temp_c, content_sha256,"
+        " raw_response_id, dag_run_id) VALUES ('qtest', 'Oslo', 'forecast', %s, %s, 99, 'h', 1, 'r')",
+        (IN_WINDOW + timedelta(days=1), IN_WINDOW),
+    )
+    spec = {"type": "range", "table": "core.weather_observations", "column": "temp_c", "min": -90, "max": 60}
+    r = check(qdb, **spec)
+    assert (r.status, r.observed) == ("fail", 1.0)
+
+
 def test_schema_drift_in_raw_payloads(qdb: Any) -> None:
     def page(items: list[dict[str, Any]], fetched: datetime) -> None:
         qdb.execute(

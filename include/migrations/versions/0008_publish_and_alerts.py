@@ -45,7 +45,7 @@ CREATE TABLE quality.window_audits (
 );
 COMMENT ON TABLE quality.window_audits IS 'Write-audit-publish: the verdict of the quality checks on each source and data window. Analyst views only advance past windows that passed or were released.';
 COMMENT ON COLUMN quality.window_audits.source IS 'Source system.';
-COMMENT ON COLUMN quality.window_audits.window_start IS 'Window start (inclusive, UTC) of the data time (documents: created_at; bars: ts; weather: valid_at; snapshots: snapshot_at).';
+COMMENT ON COLUMN quality.window_audits.window_start IS 'Window start (inclusive, UTC) of the data time (documents: created_at; bars: ts; weather: issued_at, else valid_at; snapshots: snapshot_at).';
 COMMENT ON COLUMN quality.window_audits.window_end IS 'Window end (exclusive, UTC). Hourly, except a source''s first audit, which covers its backlog.';
 COMMENT ON COLUMN quality.window_audits.status IS 'passed: every window check passed; held: one failed or could not run (the window blocks publication); released: held, then released by on-call.';
 COMMENT ON COLUMN quality.window_audits.checks IS 'Window checks evaluated.';
@@ -132,7 +132,7 @@ CREATE VIEW analytics.daily_volume AS
     SELECT (w.valid_at AT TIME ZONE 'UTC')::date, w.source, 'core.weather_observations', w.kind, count(*),
            max(w.loaded_at)
       FROM core.weather_observations w
-      JOIN quality.publish_state p ON p.source = w.source AND w.valid_at < p.published_until
+      JOIN quality.publish_state p ON p.source = w.source AND coalesce(w.issued_at, w.valid_at) < p.published_until
      GROUP BY 1, 2, 3, 4
     UNION ALL
     SELECT (g.snapshot_at AT TIME ZONE 'UTC')::date, g.source, 'core.github_repo_snapshots', 'snapshot', count(*),
@@ -141,7 +141,7 @@ CREATE VIEW analytics.daily_volume AS
       JOIN quality.publish_state p ON p.source = g.source AND g.snapshot_at < p.published_until
      GROUP BY 1, 2, 3, 4;
 COMMENT ON VIEW analytics.daily_volume IS 'Published rows per UTC day of event time, source, table and kind, over every core table (analytics.publication says up to when). Filter on day and source.';
-COMMENT ON COLUMN analytics.daily_volume.day IS 'UTC day of the event time (documents: created_at; bars: ts; weather: valid_at; snapshots: snapshot_at).';
+COMMENT ON COLUMN analytics.daily_volume.day IS 'UTC day of the event time (documents: created_at; bars: ts; weather: valid_at; snapshots: snapshot_at). Weather rows are published by the time they were issued (a forecast for tomorrow is published today).';
 COMMENT ON COLUMN analytics.daily_volume.source IS 'Source system.';
 COMMENT ON COLUMN analytics.daily_volume.dataset IS 'The core table the rows are in.';
 COMMENT ON COLUMN analytics.daily_volume.kind IS 'Documents: post, comment, tweet, article ...; bars: interval; weather: current or forecast; snapshots: snapshot.';

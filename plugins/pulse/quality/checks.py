@@ -4,7 +4,8 @@ Check types (fields in ``include/quality/checks.yaml``; every check has ``name``
 and ``severity`` (warning | critical, default warning)).
 
 *Window checks* judge the rows of one data window (event time ``time_column``, by default the table's:
-documents ``created_at``, bars ``ts``, weather ``valid_at``, snapshots ``snapshot_at``) for one source; the
+documents ``created_at``, bars ``ts``, weather ``issued_at`` (else ``valid_at``: a forecast is judged when it
+is issued, not when it comes true), snapshots ``snapshot_at``) for one source; the
 ``quality`` DAG runs them per source and hour, and their verdict gates publication (``pulse.quality.publish``).
 A window check without ``source`` applies to every source:
 
@@ -41,11 +42,11 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 WINDOW_TYPES = ("volume_anomaly", "null_rate", "unique", "range")
 RUN_TYPES = ("freshness", "schema_drift")
 TYPES = RUN_TYPES + WINDOW_TYPES
-#: Event-time column of each table a window check may read.
+#: Event-time column (or expression) of each table a window check may read.
 TIME_COLUMNS = {
     "core.documents": "created_at",
     "core.market_bars": "ts",
-    "core.weather_observations": "valid_at",
+    "core.weather_observations": "coalesce(issued_at, valid_at)",
     "core.github_repo_snapshots": "snapshot_at",
     "enriched.document_features": "created_at",
     "enriched.entity_mentions": "created_at",
@@ -119,7 +120,7 @@ def _window_filter(check: dict[str, Any], alias: str = "") -> tuple[str, list[An
     where, args = _source_filter(check)
     if alias:
         where = where.replace("source", f"{alias}.source")
-        col = f"{alias}.{col}"
+        col = col if "(" in col else f"{alias}.{col}"  # an expression's columns resolve to the outer row
     start, end = check["_window"]
     return f"{where} AND {col} >= %s AND {col} < %s", [*args, start, end]
 
