@@ -45,7 +45,10 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         if params.get("release"):
             if not (start and end):
                 raise BadParams("release needs window_start and window_end")
-            if not str(params.get("released_by") or "").strip() or not str(params.get("reason") or "").strip():
+            if (
+                not str(params.get("released_by") or "").strip()
+                or not str(params.get("reason") or "").strip()
+            ):
                 raise BadParams("release needs released_by and reason")
             released = release(
                 conn,
