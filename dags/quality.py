@@ -64,7 +64,9 @@ with DAG(
             "gaps_have_a_reason": {
                 "check_statement": "count(*) FILTER (WHERE status = 'gap' AND reason IS NULL) = 0"
             },
-            "windows_are_not_empty": {"check_statement": "count(*) FILTER (WHERE window_end <= window_start) = 0"},
+            "windows_are_not_empty": {
+                "check_statement": "count(*) FILTER (WHERE window_end <= window_start) = 0"
+            },
         },
     )
 
