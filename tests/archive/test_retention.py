@@ -267,3 +267,40 @@ def test_items_of_an_archived_month_are_refused_until_it_is_restored(
     assert _restore(dagbag, "core.documents", "2026-06-01").state == "success"
     assert upsert_documents(db, [(june, 1)], "r").rejected == []
     assert db.execute("SELECT count(*) FROM core.documents_p2026_06").fetchone()[0] == DOCS + 1
+
+
+def test_history_a_source_delivers_again_is_quarantined_not_reloaded(
+    archive_url: str, db: Any, dagbag: Any, sim: Any
+) -> None:
+    """Alpha Vantage sends crypto history every run: after retention archived the old months, the next run
+    quarantines those bars (archived_period) instead of recreating the partitions; every bar is accounted for."""
+    from tests.conftest import WINDOW
+
+    def ingest() -> Any:
+        conf = {"window_start": WINDOW[0], "window_end": WINDOW[1]}
+        return dag_test(dagbag.dags["ingest_alphavantage"], run_conf=conf)
+
+    assert ingest().state == "success"
+    before = db.execute("SELECT count(*) FROM core.market_bars").fetchone()[0]
+    assert _retention(dagbag).state == "success"
+    archived = db.execute(
+        "SELECT coalesce(sum(rows), 0) FROM ops.archives WHERE relation = 'core.market_bars' AND status = 'dropped'"
+    ).fetchone()[0]
+    assert archived > 0
+    hot = db.execute("SELECT count(*) FROM core.market_bars").fetchone()[0]
+    assert hot + archived == before
+    parts = db.execute(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'core.market_bars'::regclass"
+    ).fetchone()
+    assert ingest().state == "success"
+    assert db.execute("SELECT count(*) FROM core.market_bars").fetchone()[0] == hot
+    assert (
+        db.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'core.market_bars'::regclass"
+        ).fetchone()
+        == parts
+    )  # no archived month came back
+    quarantined = db.execute(
+        "SELECT count(*) FROM quality.quarantine WHERE reason_code = 'archived_period' AND resolved_at IS NULL"
+    ).fetchone()[0]
+    assert quarantined == archived
