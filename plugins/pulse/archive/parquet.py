@@ -59,6 +59,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulse.storage import LOCAL_PROTOCOLS, HashingSink
+
 if TYPE_CHECKING:
     import psycopg
     import pyarrow as pa
@@ -76,7 +78,6 @@ COMPRESSION = "zstd"
 
 _CHUNK = 8 * 1024 * 1024  # download block
 _CSV_BLOCK = 1024 * 1024  # CSV parsing block: smaller blocks pipeline better with the COPY stream
-_LOCAL_PROTOCOLS = {"file", "local", ""}
 #: Types without an equality operator: compared through their text form.
 _NO_EQUALITY = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
 #: Settings that make COPY's text output canonical (set for the archive's transaction only).
@@ -309,37 +310,6 @@ def _download(path: ObjectStoragePath, into: Path) -> tuple[str, int]:
             out.write(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-class _HashingSink:
-    """A write-only file that hashes and counts what passes through it to the object's file."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.raw.write(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-    def close(self) -> None:
-        self.closed = True  # the object's file is closed (committed) by write_archive
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
 
 
 class _CopyReader(io.RawIOBase):
@@ -631,11 +601,11 @@ def write_archive(
             true_values=["t"],
             false_values=["f"],
         )
-        if dest.protocol in _LOCAL_PROTOCOLS:
+        if dest.protocol in LOCAL_PROTOCOLS:
             dest.parent.mkdir(parents=True, exist_ok=True)
         rows = 0
         raw = dest.open("wb")
-        sink = _HashingSink(raw)
+        sink = HashingSink(raw)
         try:
             with conn.cursor() as cur, cur.copy(query, params or None) as copy:
                 stream = _CopyReader(copy)
@@ -690,7 +660,7 @@ def write_archive(
         table=rel.qualified,
         rows=rows,
         bytes=sink.size,
-        sha256=sink.digest.hexdigest(),
+        sha256=sink.sha256,
         schema_fingerprint=fingerprint,
         columns=[(c.name, c.pg_type) for c in cols],
     )

@@ -34,7 +34,6 @@ Storage: ``PULSE_ARCHIVE_URL`` (``file:///abs/dir`` or ``s3://bucket/prefix``) a
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -102,16 +101,15 @@ def load_policies(path: Path | None = None) -> tuple[dict[str, int], list[Policy
 
 
 def archive_root() -> ObjectStoragePath:
-    from airflow.sdk import ObjectStoragePath
+    from pulse.storage import root_from_env
 
-    url = os.environ.get("PULSE_ARCHIVE_URL")
-    if not url:
+    root = root_from_env("PULSE_ARCHIVE_URL", "PULSE_ARCHIVE_CONN_ID")
+    if root is None:
         raise RetentionError(
             "set PULSE_ARCHIVE_URL to the archive location (file:///abs/dir or s3://bucket/prefix; "
             "PULSE_ARCHIVE_CONN_ID names the aws connection for s3)"
         )
-    conn_id = os.environ.get("PULSE_ARCHIVE_CONN_ID") or None
-    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
+    return root
 
 
 def _month_start(d: datetime) -> datetime:
@@ -128,13 +126,14 @@ REFERENCED = (
 )
 
 
-def _held(conn: Any, table: str, start: datetime, now: datetime) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM ops.archives WHERE relation = %s AND period_start = %s AND status = 'restored'"
-        " AND keep_hot_until > %s LIMIT 1",
-        (table, start, now),
-    ).fetchone()
-    return row is not None
+def _held(conn: Any, table: str, now: datetime) -> set[datetime]:
+    """Periods of ``table`` restored and still kept hot: retention leaves them alone."""
+    rows = conn.execute(
+        "SELECT DISTINCT period_start FROM ops.archives WHERE relation = %s AND status = 'restored'"
+        " AND keep_hot_until > %s",
+        (table, now),
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def plan(
@@ -144,6 +143,7 @@ def plan(
     units: list[Unit] = []
     for p in policies:
         cutoff = now - timedelta(days=hot_days[p.group])
+        held = _held(conn, p.table, now)
         if p.unit == "partition":
             schema, name = p.table.split(".")
             rows = conn.execute(
@@ -159,7 +159,7 @@ def plan(
                 y, m = part.rsplit("_p", 1)[1].split("_")
                 start = datetime(int(y), int(m), 1, tzinfo=UTC)
                 end = _next_month(start)
-                if end <= cutoff and not _held(conn, p.table, start, now):
+                if end <= cutoff and start not in held:
                     units.append(
                         Unit(
                             p.table,
@@ -183,7 +183,7 @@ def plan(
             ).fetchall()
             for (start,) in periods:
                 end = start + timedelta(days=1) if p.unit == "day" else _next_month(start)
-                if end <= limit and not _held(conn, p.table, start, now):
+                if end <= limit and start not in held:
                     units.append(
                         Unit(
                             p.table,
@@ -232,17 +232,12 @@ def _where(unit: Unit) -> tuple[str | None, tuple[Any, ...]]:
     )
 
 
-def _ensure_folder(path: ObjectStoragePath) -> None:
-    if path.protocol in ("file", "local"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
 def archive_unit(unit: Unit, dag_run_id: str, *, root: ObjectStoragePath | None = None) -> dict[str, Any]:
     """Archive, verify, then remove one unit (module docstring). Raises RetentionError when unsafe."""
     import psycopg
 
     from pulse.archive.parquet import verify_archive, write_archive
-    from pulse.export.webhooks import storage_url
+    from pulse.storage import storage_url
     from pulse.warehouse.db import dsn_from_connection
 
     root = root or archive_root()
@@ -257,8 +252,7 @@ def archive_unit(unit: Unit, dag_run_id: str, *, root: ObjectStoragePath | None 
         lock.execute("SET LOCAL lock_timeout = '60s'")
         lock.execute(f"LOCK TABLE {unit.relation} IN SHARE MODE")
         version = conn.execute("SELECT version_num FROM ops.alembic_version").fetchone()[0]
-        dest = object_path(root, unit, _part(conn, unit))
-        _ensure_folder(dest)
+        dest = object_path(root, unit, _part(conn, unit))  # write_archive creates local folders
         archive = write_archive(conn, unit.relation, dest, where=where, params=params)
         manifest_id = conn.execute(
             """

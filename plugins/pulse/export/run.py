@@ -105,16 +105,15 @@ class RetryPolicy:
 
 def export_root() -> ObjectStoragePath:
     """The destination root from ``PULSE_EXPORT_URL`` (and ``PULSE_EXPORT_CONN_ID`` for S3)."""
-    from airflow.sdk import ObjectStoragePath
+    from pulse.storage import root_from_env
 
-    url = os.environ.get(URL_ENV, "").strip()
-    if not url:
+    root = root_from_env(URL_ENV, CONN_ID_ENV)
+    if root is None:
         raise ExportRunError(
             f"set {URL_ENV} to the export location (file:///abs/dir or s3://bucket/prefix; "
             f"{CONN_ID_ENV} names the aws connection for s3)"
         )
-    conn_id = os.environ.get(CONN_ID_ENV, "").strip() or None
-    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
+    return root
 
 
 def subscribers_file() -> Path:
@@ -230,7 +229,7 @@ def record_export(
     """Upsert the ``ops.exports`` row of ``result`` (plain URLs, as partners see them)."""
     from psycopg.types.json import Jsonb
 
-    from pulse.export.webhooks import storage_url
+    from pulse.storage import storage_url
 
     files = [
         {
@@ -304,7 +303,7 @@ def _report_failing(
 ) -> bool:
     """Post the Slack alert for a subscriber whose delivery failed; return whether it was posted."""
     from pulse.alerts import Alert, post_alert
-    from pulse.export.webhooks import storage_url
+    from pulse.storage import storage_url
 
     streak = consecutive_failures(conn, delivery.subscriber)
     answer = f"HTTP {delivery.status}" if delivery.status is not None else "no answer"
@@ -357,8 +356,9 @@ def plan_days(
 
 def run_export(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the ``export`` task does (module docstring); returns a JSON-able summary of the run."""
-    from pulse.export.webhooks import Delivery, deliver, delivery_id, export_event, storage_url
+    from pulse.export.webhooks import Delivery, deliver, delivery_id, export_event
     from pulse.export.writers import MANIFEST_NAME, read_manifest, write_exports
+    from pulse.storage import storage_url
     from pulse.warehouse.db import connect
 
     run_id = str(context.get("run_id") or "manual")

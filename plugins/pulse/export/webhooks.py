@@ -32,6 +32,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulse.storage import storage_url
+
 if TYPE_CHECKING:
     from pulse.export.writers import ExportResult
 
@@ -194,22 +196,6 @@ def verify_signature(
 
 
 # --- events -----------------------------------------------------------------------------------------------
-
-
-def storage_url(path: Any) -> str:
-    """A storage location as a plain URL for people and partners (``s3://bucket/key``, ``file:///dir``).
-
-    ``str(ObjectStoragePath)`` carries the Airflow connection id (``s3://conn_id@bucket/key``); partners
-    have no use for it. Takes an ``ObjectStoragePath`` or such a string.
-    """
-    if hasattr(path, "protocol") and hasattr(path, "path"):  # an ObjectStoragePath
-        prefix = "file://" if path.protocol in ("file", "local") else f"{path.protocol}://"
-        return prefix + str(path.path)
-    scheme, sep, rest = str(path).partition("://")
-    if not sep or scheme in ("file", "local"):
-        return str(path)
-    netloc, slash, tail = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{tail}"
 
 
 def export_id(result: ExportResult) -> str:

@@ -42,6 +42,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from pulse.storage import HashingSink
+
 if TYPE_CHECKING:
     import psycopg
     import pyarrow as pa
@@ -96,7 +98,7 @@ class Column:
 class ExportFile:
     """One written data file. ``path`` is ``str()`` of its ``ObjectStoragePath``: ``file:///...``, or for S3
     Airflow's ``s3://<conn_id>@bucket/key``, which ``ObjectStoragePath(path)`` opens with that connection
-    (``pulse.export.webhooks.storage_url`` gives the plain URL for people)."""
+    (``pulse.storage.storage_url`` gives the plain URL for people)."""
 
     format: str
     path: str
@@ -363,43 +365,6 @@ def _exact_double(v: Decimal, where: str) -> float:
 # --- storage ----------------------------------------------------------------------------------------------
 
 
-class _HashingSink:
-    """A write-only file wrapper that counts and hashes what passes through; pyarrow accepts it as a file."""
-
-    def __init__(self, fh: Any) -> None:
-        self._fh = fh
-        self._sha = hashlib.sha256()
-        self.bytes = 0
-        self._closed = False
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._sha.update(chunk)
-        self._fh.write(chunk)
-        self.bytes += len(chunk)
-        return len(chunk)
-
-    def tell(self) -> int:
-        return self.bytes
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def close(self) -> None:  # the underlying handle is closed by its owner
-        self._closed = True
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
-
-
 def _digest(path: ObjectStoragePath) -> tuple[int, str]:
     """(size, SHA-256) of what storage holds at ``path``."""
     sha = hashlib.sha256()
@@ -555,7 +520,7 @@ def _stage_files(
     plans: Sequence[_Plan],
     staged: Mapping[str, Path],
     where: str,
-) -> tuple[int, dict[str, _HashingSink]]:
+) -> tuple[int, dict[str, HashingSink]]:
     """Stream the query's rows into every format at once, into local files; return (rows, sink per format)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -569,10 +534,10 @@ def _stage_files(
     keys = [_json_string(p.column.name) + ":" for p in plans]
     doubles = [i for i, p in enumerate(plans) if p.kind == "double_numeric"]
     rows = 0
-    sinks: dict[str, _HashingSink] = {}
+    sinks: dict[str, HashingSink] = {}
     with ExitStack() as stack:
         for fmt, local in staged.items():
-            sinks[fmt] = _HashingSink(stack.enter_context(local.open("wb")))
+            sinks[fmt] = HashingSink(stack.enter_context(local.open("wb")))
         parquet = None
         if "parquet" in sinks:
             parquet = stack.enter_context(pq.ParquetWriter(sinks["parquet"], schema, compression="zstd"))
@@ -622,14 +587,14 @@ def _stage_files(
     return rows, sinks
 
 
-def _publish(local: Path, path: ObjectStoragePath, sink: _HashingSink, rows: int, fmt: str) -> ExportFile:
+def _publish(local: Path, path: ObjectStoragePath, sink: HashingSink, rows: int, fmt: str) -> ExportFile:
     """Copy a staged file to storage, read it back and check size, SHA-256 and (Parquet) row count."""
     with local.open("rb") as src, path.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     size, sha = _digest(path)
-    if (size, sha) != (sink.bytes, sink.sha256):
+    if (size, sha) != (sink.size, sink.sha256):
         raise ExportError(
-            f"{path}: storage holds {size} bytes sha256 {sha}, {sink.bytes} bytes sha256 {sink.sha256} were written"
+            f"{path}: storage holds {size} bytes sha256 {sha}, {sink.size} bytes sha256 {sink.sha256} were written"
         )
     if fmt == "parquet" and _count_rows(path, fmt, []) != rows:
         raise ExportError(f"{path}: the row count read back differs from the {rows} rows written")

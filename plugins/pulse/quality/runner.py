@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from pulse.quality.checks import CheckResult
@@ -13,24 +12,18 @@ class BadParams(ValueError):
     """The run's params cannot work (retrying would not help)."""
 
 
-def _parse(value: Any) -> datetime | None:
-    from pulse.windows import _as_utc
-
-    return _as_utc(value)
-
-
 def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the quality task does; returns a summary (``critical`` lists failed critical checks)."""
     from pulse.quality.checks import is_window_check, load_checks, record, run_check
     from pulse.quality.publish import advance, audit, hours, plan, release
     from pulse.sources.base import SOURCES
     from pulse.warehouse.db import connect
-    from pulse.windows import utcnow
+    from pulse.windows import _as_utc, utcnow
 
     now = utcnow()
     run_id = str(context["run_id"])
     checks = load_checks()
-    start, end = _parse(params.get("window_start")), _parse(params.get("window_end"))
+    start, end = _as_utc(params.get("window_start")), _as_utc(params.get("window_end"))
     if bool(start) != bool(end):
         raise BadParams("give both window_start and window_end, or neither")
     sources = [params["source"]] if params.get("source") else sorted(SOURCES)

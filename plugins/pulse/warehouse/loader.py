@@ -654,16 +654,18 @@ def upsert_facts(
     ``rejected`` with their position in ``facts``."""
     result = LoadResult()
     by_table: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
-    cold: dict[str, set[tuple[int, int]]] = {}
+    # Per partitioned fact table: its archived months and where the partition column sits in a row.
+    cold: dict[str, tuple[set[tuple[int, int]], int]] = {}
     for position, (fact, raw_id) in enumerate(facts):
         try:
             row = fact_row(fact, raw_id, dag_run_id)
             part_col = PARTITIONED.get(fact.table)
             if part_col:
-                months = cold.get(fact.table)
-                if months is None:
-                    months = cold[fact.table] = archived_months(conn, fact.table)
-                ts = row[(*FACT_TABLES[fact.table][0], *FACT_TABLES[fact.table][1]).index(part_col)]
+                if fact.table not in cold:
+                    keys, values = FACT_TABLES[fact.table]
+                    cold[fact.table] = (archived_months(conn, fact.table), (*keys, *values).index(part_col))
+                months, ts_index = cold[fact.table]
+                ts = row[ts_index]
                 if months and _month(ts) in months:
                     raise RowRejected(Reason.ARCHIVED_PERIOD, f"{ts:%Y-%m} of {fact.table} is archived")
         except RowRejected as exc:
