@@ -234,7 +234,8 @@ def dagbag() -> Any:
 
 
 def dag_test(dag: Any, **kwargs: Any) -> Any:
-    """``dag.test()`` like a manual run (no logical date), working around an Airflow 3.3.2 bug.
+    """``dag.test()`` like a manual run (no logical date, run_after on the pipeline clock), working around an
+    Airflow 3.3.2 bug.
 
     ``dag.test()`` deserialises the DAG without giving its Deadline Alerts their database ids, so a run that
     succeeds crashes in ``DagRun.update_state`` (``DeadlineAlertModel.get_by_id`` receives the encoded alert:
@@ -244,6 +245,13 @@ def dag_test(dag: Any, **kwargs: Any) -> Any:
     import copy
 
     kwargs.setdefault("logical_date", None)
+    # Airflow stamps a manual run's run_after with its own clock (the machine's); the pipeline reads the
+    # pinned one. Give the run a run_after on the pipeline clock, as the scheduler would on the day PULSE_NOW
+    # names, so no window depends on the day the suite runs (manual run ids carry a random suffix: no clash).
+    if "run_after" not in kwargs:
+        from pulse.windows import utcnow
+
+        kwargs["run_after"] = utcnow()
     saved, dag.deadline = dag.deadline, None
     # dag.test() resolves run_conf into the DAG's own Param objects, so one run's conf would leak into the
     # next in-process run: restore them afterwards.

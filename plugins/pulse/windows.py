@@ -16,10 +16,14 @@ from typing import Any
 
 
 def utcnow() -> datetime:
-    """The pipeline's clock: real UTC time, or ``PULSE_NOW`` (ISO 8601) when set.
+    """The pipeline's clock, the only clock pipeline code reads: real UTC time, or ``PULSE_NOW`` (ISO 8601).
 
     Tests pin it to the simulator's fixed clock, so that checks such as "timestamp in the future" or "older
-    than the API's reach" give the same answers on any later day.
+    than the API's reach" give the same answers on any later day; the test harness also gives manual runs a
+    ``run_after`` on this clock (``tests/conftest.py::dag_test``), as Airflow gives them one on its own clock.
+    Left on the machine's clock on purpose: HTTP protocol times that are compared with a server's or a
+    partner's clock (GitHub's rate-limit reset epoch against the response's ``Date``, webhook signature
+    timestamps), and the dev tools' own timeouts.
     """
     pinned = os.environ.get("PULSE_NOW")
     if pinned:
@@ -72,6 +76,8 @@ def resolve_window(context: Any, default: timedelta) -> Window:
         return Window(start, end) if start < end else Window(end - default, end)
 
     dag_run = context.get("dag_run")
-    run_after = _as_utc(getattr(dag_run, "run_after", None)) or datetime.now(tz=UTC)
+    # Airflow sets run_after from its own clock when the run is triggered; only a run without one (a bare
+    # context) falls back, and then to the pipeline clock, never to the machine's directly.
+    run_after = _as_utc(getattr(dag_run, "run_after", None)) or utcnow()
     end = run_after.replace(second=0, microsecond=0)
     return Window(end - default, end)

@@ -36,7 +36,6 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -243,7 +242,9 @@ class OpenWeatherMapHook(BaseHook):
                 when = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 return default
-            seconds = (when - datetime.now(tz=UTC)).total_seconds()
+            from pulse.windows import utcnow
+
+            seconds = (when - utcnow()).total_seconds()
         return max(0.0, min(self.max_wait, seconds))
 
     # ------------------------------------------------------------------ paging
