@@ -9,7 +9,9 @@ PostgreSQL prints them, and an identical SHA-256, for every column type the ware
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +28,7 @@ from pulse.archive.parquet import (
     META_TABLE,
     ArchiveCorrupt,
     ArchiveFile,
+    relation_columns,
     restore_archive,
     verify_archive,
     write_archive,
@@ -529,16 +532,23 @@ def test_restore_maps_columns_by_name_and_refuses_mismatches(
     archive, dest = archived
     wh.execute("CREATE TABLE public.archive_types_test AS SELECT * FROM core.documents_p2026_06 WITH NO DATA")
     wh.execute("ALTER TABLE public.archive_types_test DROP COLUMN url")
-    with pytest.raises(ValueError, match="column url of the archive does not exist"):
+    with pytest.raises(
+        ValueError, match=r"the archive has column\(s\) url that public.archive_types_test no"
+    ):
         restore_archive(wh, dest, "public.archive_types_test", expected=archive)
     wh.execute("ALTER TABLE public.archive_types_test ADD COLUMN url varchar(300), ADD COLUMN extra int")
     with pytest.raises(
         ValueError, match=r"column url: character varying\(300\) in public.archive_types_test"
     ):
         restore_archive(wh, dest, "public.archive_types_test", expected=archive)
-    wh.execute("ALTER TABLE public.archive_types_test ALTER COLUMN url TYPE text")
-    with pytest.raises(ValueError, match=r"lacks column\(s\) extra"):
+    wh.execute(
+        "ALTER TABLE public.archive_types_test ALTER COLUMN url TYPE text, ALTER COLUMN extra SET NOT NULL"
+    )
+    with pytest.raises(
+        ValueError, match=r"lacks column\(s\) extra of public.archive_types_test, which are NOT"
+    ):
         restore_archive(wh, dest, "public.archive_types_test", expected=archive)
+    assert count(wh, "public.archive_types_test") == 0
     wh.execute("ALTER TABLE public.archive_types_test DROP COLUMN extra")
     # other column order than the archive: mapped by name
     assert restore_archive(wh, dest, "public.archive_types_test", expected=archive) == archive.rows
@@ -547,6 +557,157 @@ def test_restore_maps_columns_by_name_and_refuses_mismatches(
         "(SELECT " + ", ".join(c for c, _ in archive.columns) + " FROM public.archive_types_test)",
         "source, external_id",
     ) == rows_as_text(wh, "core.documents_p2026_06", "source, external_id")
+
+
+# ------------------------------------------------------------------------------------------------
+# the table changed since the archive: added nullable columns are fine, other changes are refused
+# ------------------------------------------------------------------------------------------------
+
+SCRATCH = "public.archive_types_test"  # dropped by the wh fixture; no other test's table is altered
+SCRATCH_COLUMNS = "id, title, score, tags, seen"
+
+
+def scratch_archive(wh: psycopg.Connection[Any], store: Store) -> tuple[ArchiveFile, ObjectStoragePath]:
+    """A scratch table of 40 rows (NULLs, numeric scale, text[]), archived and verified as it is now."""
+    wh.execute(
+        f"CREATE TABLE {SCRATCH} (id integer PRIMARY KEY, title text, score numeric(8,2), tags text[],"
+        " seen timestamptz NOT NULL)"
+    )
+    wh.execute(
+        f"INSERT INTO {SCRATCH} SELECT g, CASE WHEN g % 5 <> 0 THEN 'title ' || g || ', \"q\"' END,"
+        " round(g / 3.0, 2), ARRAY['a', NULL, g::text], '2026-06-01'::timestamptz + g * interval '61.5 s'"
+        " FROM generate_series(1, 40) g"
+    )
+    dest = store("public/archive_types_test/2026/06/scratch.parquet")
+    archive = write_archive(wh, SCRATCH, dest, batch_rows=16)
+    assert archive.rows == 40
+    check = verify_archive(wh, archive)
+    assert check.ok, check.problems
+    return archive, dest
+
+
+def test_restore_fills_columns_added_since_the_archive(
+    wh: psycopg.Connection[Any], store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive, dest = scratch_archive(wh, store)
+    before = rows_as_text(wh, f"(SELECT {SCRATCH_COLUMNS} FROM {SCRATCH})", "id")
+    # a migration adds a nullable column without a default and a NOT NULL one with a default
+    wh.execute(
+        f"ALTER TABLE {SCRATCH} ADD COLUMN digest text, ADD COLUMN checked boolean NOT NULL DEFAULT false"
+    )
+    # verify_archive is not relaxed: it compares with the table as it was archived (right after writing)
+    assert verify_archive(wh, archive).problems == [f"the columns of {SCRATCH} differ from the archive's"]
+    wh.execute(f"TRUNCATE {SCRATCH}")
+
+    # the integrity checks are as strict as before, whatever the columns: nothing is written
+    current = {"schema_fingerprint": write_archive(wh, SCRATCH, store("now.parquet")).schema_fingerprint}
+    for bad, message in (
+        (current, "schema fingerprint in the file differs"),
+        ({"rows": archive.rows + 1}, "rows in the file: 40, expected 41"),
+        ({"sha256": "0" * 64}, "sha256 mismatch"),
+        ({"bytes": archive.bytes - 1}, "larger than recorded"),
+    ):
+        with pytest.raises(ArchiveCorrupt, match=message):
+            restore_archive(wh, dest, SCRATCH, expected=dataclasses.replace(archive, **bad))
+        assert count(wh, SCRATCH) == 0
+
+    added: list[str] = []
+    with caplog.at_level(logging.INFO, logger="pulse.archive.parquet"), wh.transaction():
+        assert restore_archive(wh, dest, SCRATCH, expected=archive, batch_rows=16, added=added) == 40
+    assert rows_as_text(wh, f"(SELECT {SCRATCH_COLUMNS} FROM {SCRATCH})", "id") == before
+    assert wh.execute(
+        f"SELECT count(*), count(digest), count(*) FILTER (WHERE NOT checked) FROM {SCRATCH}"
+    ).fetchone() == (40, 0, 40)
+    assert added == ["digest", "checked"]
+    assert (
+        "restored with 2 column(s) added since the archive: digest (NULL), checked (default false)"
+        in caplog.text
+    )
+    # archived again, the rows carry the new columns and verify against today's table
+    again = write_archive(wh, SCRATCH, store("again.parquet"))
+    assert [c for c, _ in again.columns][-2:] == ["digest", "checked"]
+    assert verify_archive(wh, again).ok
+
+
+def test_restore_of_document_features_archived_before_migration_0012(
+    wh: psycopg.Connection[Any], store: Store
+) -> None:
+    """The case that broke: a June features partition archived before 0012 added the two digest columns."""
+    assert {"content_sha256", "text_sha256"} <= {
+        n for n, _, _ in relation_columns(wh, "enriched.document_features")
+    }
+    # the partition as it was before 0012 (LIKE keeps the column order, types, NOT NULL and collations)
+    wh.execute(f"CREATE TABLE {SCRATCH} (LIKE enriched.document_features INCLUDING DEFAULTS)")
+    wh.execute(f"ALTER TABLE {SCRATCH} DROP COLUMN content_sha256, DROP COLUMN text_sha256")
+    wh.execute(
+        f"INSERT INTO {SCRATCH} (source, external_id, created_at, enrichment_version, language,"
+        " language_confidence, sentiment_vader, emotions, keywords, sarcasm)"
+        " SELECT 'reddit', 't3_' || g, '2026-06-10 10:00:00.5+00'::timestamptz + g * interval '1 hour', 'v1',"
+        " 'en', g / 7.0, -g / 9.0, jsonb_build_object('joy', g), ARRAY['k' || g, NULL], g % 2 = 0"
+        " FROM generate_series(1, 25) g"
+    )
+    dest = store("enriched/document_features/2026/06/document_features_p2026_06.parquet")
+    archive = write_archive(wh, SCRATCH, dest)
+    old = [c for c, _ in archive.columns]
+    assert "content_sha256" not in old and "text_sha256" not in old
+    month(wh, "enriched.document_features", "2026-06-01")  # recreated empty, as restore_period does
+    with wh.transaction():
+        assert restore_archive(wh, dest, "enriched.document_features", expected=archive) == 25
+    listed = ", ".join(old)
+    restored = rows_as_text(wh, f"(SELECT {listed} FROM enriched.document_features_p2026_06)", "external_id")
+    assert restored == rows_as_text(wh, f"(SELECT {listed} FROM {SCRATCH})", "external_id")
+    assert wh.execute(
+        "SELECT count(*), count(content_sha256), count(text_sha256) FROM enriched.document_features"
+    ).fetchone() == (25, 0, 0)
+
+
+def test_restore_refuses_a_not_null_column_added_without_default(
+    wh: psycopg.Connection[Any], store: Store
+) -> None:
+    archive, dest = scratch_archive(wh, store)
+    wh.execute(f"TRUNCATE {SCRATCH}")
+    wh.execute(f"ALTER TABLE {SCRATCH} ADD COLUMN digest text, ADD COLUMN required_n integer NOT NULL")
+    with pytest.raises(ValueError, match="NOT NULL without a default") as refused:
+        restore_archive(wh, dest, SCRATCH, expected=archive)
+    assert str(refused.value) == (
+        f"cannot restore {dest} into {SCRATCH}: the archive lacks column(s) required_n of {SCRATCH}, which are"
+        " NOT NULL without a default (added since the archive: give them a default or make them nullable)"
+    )
+    assert count(wh, SCRATCH) == 0
+    # with a default the same column is accepted and takes it
+    wh.execute(f"ALTER TABLE {SCRATCH} ALTER COLUMN required_n SET DEFAULT 7")
+    assert restore_archive(wh, dest, SCRATCH, expected=archive) == 40
+    assert wh.execute(
+        f"SELECT count(digest), min(required_n), max(required_n) FROM {SCRATCH}"
+    ).fetchone() == (
+        0,
+        7,
+        7,
+    )
+
+
+def test_restore_refuses_a_dropped_column_and_a_changed_type(
+    wh: psycopg.Connection[Any], store: Store
+) -> None:
+    archive, dest = scratch_archive(wh, store)
+    wh.execute(f"TRUNCATE {SCRATCH}")
+    wh.execute(f"ALTER TABLE {SCRATCH} DROP COLUMN title")
+    with pytest.raises(ValueError, match=rf"the archive has column\(s\) title that {SCRATCH} no longer has"):
+        restore_archive(wh, dest, SCRATCH, expected=archive)
+    assert count(wh, SCRATCH) == 0
+    # every reason at once, each naming its column
+    wh.execute(
+        f"ALTER TABLE {SCRATCH} ALTER COLUMN score TYPE numeric(10,2), DROP COLUMN tags,"
+        " ADD COLUMN must integer NOT NULL, ADD COLUMN fine text"
+    )
+    with pytest.raises(ValueError, match=f"cannot restore {dest} into {SCRATCH}: ") as refused:
+        restore_archive(wh, dest, SCRATCH, expected=archive)
+    message = str(refused.value)
+    assert f"the archive has column(s) title, tags that {SCRATCH} no longer has" in message
+    assert f"column score: numeric(10,2) in {SCRATCH}, numeric(8,2) in the archive" in message
+    assert f"the archive lacks column(s) must of {SCRATCH}, which are NOT NULL without a default" in message
+    assert "fine" not in message
+    assert count(wh, SCRATCH) == 0
 
 
 def test_archive_needs_a_connection_outside_a_transaction(wh: psycopg.Connection[Any], tmp_path: Any) -> None:

@@ -16,7 +16,22 @@ engine; the DAGs, the manifest table and the drop are built on top of it.
   It never raises for a bad archive: it returns ``ok=False`` with problems that say what is wrong.
 * :func:`restore_archive` downloads, checks the expected SHA-256 and row count before writing anything, maps
   columns by name and type, and COPYs the rows (CSV written by pyarrow) into the target in the caller's
-  transaction.
+  transaction. The target may have gained columns since the archive was written (a migration's ``ALTER TABLE
+  ... ADD COLUMN``): see "Schema changes" below.
+
+Schema changes between archiving and restoring (``restore_archive`` only; ``verify_archive`` runs right after
+writing and compares with the table exactly as archived):
+
+* a column the table gained since the archive is accepted when it has a default (it gets the default, as
+  ``COPY`` gives any column it is not given, and as ``ADD COLUMN ... DEFAULT`` gave the rows present then) or
+  is nullable (it gets NULL: "not known", e.g. the digests of migration 0012); the restore logs
+  ``restored with N column(s) added since the archive: ...``;
+* refused, before a row is written, with a ``ValueError`` naming every such column: a gained column that is
+  NOT NULL without a default, an archived column the table no longer has (dropped or renamed), and a column
+  whose PostgreSQL type differs in any way (no type change is treated as compatible: restore into a table of
+  the archived type and convert with SQL);
+* the integrity checks are not relaxed: object size, SHA-256, row count and the fingerprint the file carries
+  (its own columns, against the manifest's record) must all still match exactly.
 
 Why CSV COPY and not a server-side cursor: PostgreSQL formats and pyarrow parses CSV in C/C++, so no Python
 object is built per value (measured in ``bench/archive.py``). The file is deterministic: the same rows
@@ -50,6 +65,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import re
 import secrets
 import tempfile
@@ -67,6 +83,8 @@ if TYPE_CHECKING:
     import pyarrow.parquet as pq
     from airflow.sdk import ObjectStoragePath
     from psycopg import sql
+
+log = logging.getLogger(__name__)
 
 #: Written into every archive's Parquet key/value metadata.
 META_TABLE = "pulse.table"
@@ -135,6 +153,7 @@ class _Column:
     pg_type: str
     nullable: bool
     generated: bool = False
+    default: str | None = None  # the default expression (``identity`` for identity columns); None: none
 
     @property
     def kind(self) -> str:
@@ -228,11 +247,16 @@ def _resolve(conn: psycopg.Connection[Any], relation: str) -> _Relation:
 
 def _columns(conn: psycopg.Connection[Any], rel: _Relation) -> list[_Column]:
     rows = conn.execute(
-        "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull, attgenerated <> ''"
-        " FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, a.attgenerated <> '',"
+        " CASE WHEN a.attidentity <> '' THEN 'identity' ELSE pg_get_expr(d.adbin, d.adrelid) END"
+        " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         (rel.oid,),
     ).fetchall()
-    return [_Column(str(n), str(t), bool(null), bool(gen)) for n, t, null, gen in rows]
+    return [
+        _Column(str(n), str(t), bool(null), bool(gen), None if dflt is None else str(dflt))
+        for n, t, null, gen, dflt in rows
+    ]
 
 
 def relation_columns(conn: psycopg.Connection[Any], relation: str) -> list[tuple[str, str, bool]]:
@@ -809,14 +833,21 @@ def restore_archive(
     *,
     expected: ArchiveFile | None = None,
     batch_rows: int = 100_000,
+    added: list[str] | None = None,
 ) -> int:
     """Load the rows of the archive at ``archive_path`` into ``target`` with COPY; return how many.
 
     Runs in the caller's transaction (one COPY statement: all rows or none). With ``expected``, size, SHA-256,
-    row count and schema fingerprint are checked before anything is written; a mismatch, a missing object or
-    an unreadable file raises :class:`ArchiveCorrupt`. Columns map by name: a target column the file lacks
-    (generated columns aside), a file column the target lacks, or a type mismatch raises ``ValueError`` naming
-    the column. ``target`` may be a partitioned parent (the matching partition must exist).
+    row count and schema fingerprint (the file's against the record's) are checked before anything is
+    written; a mismatch, a missing object or an unreadable file raises :class:`ArchiveCorrupt`. Columns map by
+    name (any order). ``target`` may be a partitioned parent (the matching partition must exist).
+
+    The target may have columns the archive predates (added by a migration since): each gets its default if
+    it has one, else NULL; the restore logs ``restored with N column(s) added since the archive: ...`` and,
+    when ``added`` is given, appends their names to it (for the caller's manifest). Raises ``ValueError``
+    naming the columns, before writing a row, when such a column is NOT NULL without a default, when the
+    archive has a column the target lacks, or when a column's type differs. Generated columns are never
+    loaded: PostgreSQL computes them again.
     """
     with tempfile.TemporaryDirectory(prefix="pulse-restore-") as tmp:
         local = Path(tmp) / "archive.parquet"
@@ -842,21 +873,54 @@ def restore_archive(
                 raise ArchiveCorrupt("schema fingerprint in the file differs from the expected archive's")
         rel = _resolve(conn, target)
         target_cols = {c.name: c for c in _columns(conn, rel)}
-        for col in file_cols:
-            have = target_cols.get(col.name)
-            if have is None:
-                raise ValueError(f"column {col.name} of the archive does not exist in {rel.qualified}")
-            if have.pg_type != col.pg_type:
-                raise ValueError(
-                    f"column {col.name}: {have.pg_type} in {rel.qualified}, {col.pg_type} in the archive"
-                )
-        names = {c.name for c in file_cols}
-        lacking = [c.name for c in target_cols.values() if c.name not in names and not c.generated]
-        if lacking:
-            raise ValueError(f"the archive lacks column(s) {', '.join(lacking)} of {rel.qualified}")
+        new_cols = _check_restorable(file_cols, target_cols, rel, archive_path)
         # Generated columns are computed again by PostgreSQL from the restored values.
         copied = [c for c in file_cols if not target_cols[c.name].generated]
         try:
-            return _copy_in(conn, pf, copied, rel.ident, batch_rows)
+            rows = _copy_in(conn, pf, copied, rel.ident, batch_rows)
         except _DecodeError as exc:
             raise ArchiveCorrupt(f"Parquet decode failed: {exc}: {archive_path}") from exc
+        if new_cols:
+            log.info("%s from %s: %s", rel.qualified, archive_path, _added_note(new_cols))
+            if added is not None:
+                added.extend(c.name for c in new_cols)
+        return rows
+
+
+def _added_note(columns: Sequence[_Column]) -> str:
+    """``restored with N column(s) added since the archive: a (NULL), b (default 0)``."""
+    shown = [f"{c.name} ({'NULL' if c.default is None else 'default ' + c.default})" for c in columns]
+    return f"restored with {len(shown)} column(s) added since the archive: {', '.join(shown)}"
+
+
+def _check_restorable(
+    file_cols: Sequence[_Column],
+    target_cols: dict[str, _Column],
+    rel: _Relation,
+    archive_path: ObjectStoragePath,
+) -> list[_Column]:
+    """Which target columns the archive predates; ``ValueError`` naming every column that stops the restore."""
+    problems: list[str] = []
+    gone = [c.name for c in file_cols if c.name not in target_cols]
+    if gone:
+        problems.append(
+            f"the archive has column(s) {', '.join(gone)} that {rel.qualified} no longer has"
+            " (dropped or renamed since the archive)"
+        )
+    for col in file_cols:
+        have = target_cols.get(col.name)
+        if have is not None and have.pg_type != col.pg_type:
+            problems.append(
+                f"column {col.name}: {have.pg_type} in {rel.qualified}, {col.pg_type} in the archive"
+            )
+    names = {c.name for c in file_cols}
+    new_cols = [c for c in target_cols.values() if c.name not in names and not c.generated]
+    required = [c.name for c in new_cols if not c.nullable and c.default is None]
+    if required:
+        problems.append(
+            f"the archive lacks column(s) {', '.join(required)} of {rel.qualified}, which are NOT NULL"
+            " without a default (added since the archive: give them a default or make them nullable)"
+        )
+    if problems:
+        raise ValueError(f"cannot restore {archive_path} into {rel.qualified}: {'; '.join(problems)}")
+    return new_cols
