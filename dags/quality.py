@@ -10,16 +10,25 @@ Audits the data every hour and publishes what passed (write-audit-publish, `puls
 * Every result goes to `quality.check_results` (observed value, threshold, status, window);
   `analytics.quality_daily` scores each source per day.
 * **Publish**: each source's horizon (`analytics.publication`) moves forward across hours whose window checks
-  passed. Analyst views and exports read only data before it. A failed hour is **held**: the horizon stops,
-  `analytics.coverage_windows` shows `audit_status = 'held'`, and later runs re-audit it.
+  passed, and each audited hour records when it passed (`quality.hour_audits`). A row is published (in the
+  `published` schema, the analyst views and the exports: all analysts can read) when its hour is before the
+  horizon and the row was written before its hour's last passing audit. A failed hour is **held**: the horizon
+  stops, `analytics.coverage_windows` shows `audit_status = 'held'`, and later runs re-audit it.
+* **Late rows**: every run, without params, finds hours that got rows after their audit (a backfill, a second
+  run over a window, an edited row, enrichment written after the audit) or that no audit covered, audits each
+  again and publishes it if it passes. A late hour that fails is held; what was published stays published.
 * **Invariants** (`common.sql` `SQLTableCheckOperator`): bookkeeping rules that must never break.
 
 Failed checks post one message to the `slack_quality` connection listing each failure with its observed value
 and threshold (deduplicated like every alert). The task fails only when a check of severity `critical` fails.
 
 **Params** (manual runs): `window_start`/`window_end` re-audit those hours (e.g. after `replay_quarantine` or a
-backfill fixed them), `source` limits the run to one source; `release` with `released_by` and `reason`
-releases held hours of that window as they are.
+backfill fixed them): UTC date-times with a zone on whole hours (`2026-11-28T11:00:00Z`), both or neither, start
+before end, ending no later than now, **at most 168 hours (7 days) per run** (1,008 audits over the 6 sources;
+split a longer period into several runs). `source` limits the run to one source; `release` with `released_by`
+and `reason` (both required, and only with `release`) releases held hours of that window as they are. A bad
+value, or a param this DAG does not have, fails the run at once, without retries, naming the param
+(`pulse/params.py`).
 
 **Triage**: `SELECT * FROM quality.check_results WHERE status <> 'pass' ORDER BY checked_at DESC`;
 `SELECT * FROM quality.window_audits WHERE status = 'held'`.
@@ -30,9 +39,10 @@ from typing import Any
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.params import dag_params
 
 with DAG(
     dag_id="quality",
@@ -45,15 +55,7 @@ with DAG(
     tags=["quality"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=30)),
-    params={
-        **window_params(),
-        "source": Param(None, type=["null", "string"], description="Audit only this source"),
-        "release": Param(
-            False, type="boolean", description="Release the held hours of the window as they are"
-        ),
-        "released_by": Param(None, type=["null", "string"], description="Who releases (with release)"),
-        "reason": Param(None, type=["null", "string"], description="Why (with release)"),
-    },
+    params=dag_params("quality"),
 ):
     invariants = SQLTableCheckOperator(
         task_id="invariants",

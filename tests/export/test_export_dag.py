@@ -31,7 +31,7 @@ from pulse.export.run import (
 )
 from pulse.export.webhooks import event_body, verify_signature
 from pulse.export.writers import read_manifest, verify_export
-from tests.conftest import dag_test, set_connection, truncate_warehouse
+from tests.conftest import audit_hours, dag_test, set_connection, truncate_warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +82,7 @@ def publish(db: Any, **until: datetime) -> None:
             " ON CONFLICT (source) DO UPDATE SET published_until = EXCLUDED.published_until",
             (source, horizon),
         )
+    audit_hours(db, list(until))
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

@@ -92,3 +92,46 @@ def test_upgrading_a_populated_warehouse_keeps_every_row(fresh_db: Callable[[], 
     assert snapshot(uri) == before
     upgrade(uri, "head")
     assert snapshot(uri) == before
+
+
+SEED_0009 = """
+INSERT INTO core.documents (source, external_id, kind, created_at, content_sha256, raw_response_id, dag_run_id,
+                            first_loaded_at, loaded_at)
+VALUES ('x', 'audited', 'tweet', '2026-11-28 11:10+00', 'h', 1, 'r', '2026-11-28 11:20+00', '2026-11-28 11:20+00'),
+       ('x', 'late', 'tweet', '2026-11-28 11:30+00', 'h', 1, 'r', '2026-11-28 13:00+00', '2026-11-28 13:00+00'),
+       ('x', 'edited', 'tweet', '2026-11-28 10:30+00', 'h', 1, 'r', '2026-11-28 10:40+00', '2026-11-28 14:00+00'),
+       ('x', 'backfilled', 'tweet', '2026-11-28 08:30+00', 'h', 1, 'r', '2026-11-28 15:00+00',
+        '2026-11-28 15:00+00');
+INSERT INTO quality.window_audits (source, window_start, window_end, status, checks, failed, dag_run_id, audited_at)
+VALUES ('x', '2026-11-28 10:00+00', '2026-11-28 11:00+00', 'passed', 3, 0, 'q', '2026-11-28 12:10+00'),
+       ('x', '2026-11-28 11:00+00', '2026-11-28 12:00+00', 'passed', 3, 0, 'q', '2026-11-28 12:10+00');
+INSERT INTO quality.publish_state (source, published_until, dag_run_id) VALUES ('x', '2026-11-28 12:00+00', 'q');
+"""
+
+
+def test_0010_publishes_only_rows_audited_after_they_were_written(fresh_db: Callable[[], str]) -> None:
+    """Before 0010 the horizon alone gated the views: late, edited and backfilled rows behind it showed."""
+    uri = fresh_db()
+    upgrade(uri, "0009")
+    with psycopg.connect(uri) as conn:
+        conn.execute(SEED_0009)
+    visible = "SELECT coalesce(sum(items), 0) FROM analytics.daily_volume WHERE source = 'x'"
+    with psycopg.connect(uri) as conn:
+        assert conn.execute(visible).fetchone() == (4,)
+
+    upgrade(uri, "0010")
+    with psycopg.connect(uri) as conn:
+        assert conn.execute(visible).fetchone() == (1,)
+        assert conn.execute("SELECT external_id FROM published.documents").fetchall() == [("audited",)]
+        gates = conn.execute(
+            "SELECT hour, audited_at, published_at FROM quality.hour_audits WHERE source = 'x' ORDER BY hour"
+        ).fetchall()
+        assert [(g[0].hour, g[1] == g[2]) for g in gates] == [(10, True), (11, True)]  # no audit covers 08:00
+        assert conn.execute(
+            "SELECT late_checked_until FROM quality.publish_state WHERE source = 'x'"
+        ).fetchone() == (None,)  # the first run after the migration looks at every row written since
+
+    downgrade(uri, "0009")
+    with psycopg.connect(uri) as conn:
+        assert conn.execute(visible).fetchone() == (4,)
+        assert conn.execute("SELECT to_regclass('quality.hour_audits')").fetchone() == (None,)

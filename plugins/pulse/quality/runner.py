@@ -5,51 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pulse.params import BadParam
 from pulse.quality.checks import CheckResult
 
-
-class BadParams(ValueError):
-    """The run's params cannot work (retrying would not help)."""
+#: The run's params cannot work (retrying would not help): checked in :mod:`pulse.params`.
+BadParams = BadParam
 
 
 def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the quality task does; returns a summary (``critical`` lists failed critical checks)."""
+    from pulse.params import validate
     from pulse.quality.checks import is_window_check, load_checks, record, run_check
     from pulse.quality.publish import advance, audit, hours, plan, release
     from pulse.sources.base import SOURCES
     from pulse.warehouse.db import connect
-    from pulse.windows import _as_utc, utcnow
+    from pulse.windows import utcnow
 
     now = utcnow()
     run_id = str(context["run_id"])
+    # Every param checked before anything runs (window, its length in hours, source, release's who and why).
+    checked = validate("quality", params, now=now)
+    start, end = checked["window_start"], checked["window_end"]
+    sources = [checked["source"]] if checked["source"] else sorted(SOURCES)
     checks = load_checks()
-    start, end = _as_utc(params.get("window_start")), _as_utc(params.get("window_end"))
-    if bool(start) != bool(end):
-        raise BadParams("give both window_start and window_end, or neither")
-    sources = [params["source"]] if params.get("source") else sorted(SOURCES)
-    unknown = [s for s in sources if s not in SOURCES]
-    if unknown:
-        raise BadParams(f"unknown source(s) {unknown}; one of {sorted(SOURCES)}")
 
     audits = []
     released = 0
     with connect() as conn:
+        record_budget_limits(conn)
         results: list[CheckResult] = [run_check(conn, c, now) for c in checks if not is_window_check(c)]
-        if params.get("release"):
-            if not (start and end):
-                raise BadParams("release needs window_start and window_end")
-            if (
-                not str(params.get("released_by") or "").strip()
-                or not str(params.get("reason") or "").strip()
-            ):
-                raise BadParams("release needs released_by and reason")
+        if checked["release"]:
             released = release(
-                conn,
-                sources,
-                start,
-                end,
-                str(params.get("released_by") or ""),
-                str(params.get("reason") or ""),
+                conn, sources, start, end, checked["released_by"], checked["reason"], dag_run_id=run_id
             )
         for source in sources:
             windows = hours(start, end) if start and end else plan(conn, source, now)
@@ -77,6 +64,28 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         "published_until": {s: t.isoformat() for s, t in horizons.items()},
         "critical": sorted({r.name for r in failed if r.severity == "critical"}),
     }
+
+
+def record_budget_limits(conn: Any) -> None:
+    """Write the API quotas as configured now to ``ops.api_budget_limits`` (``analytics.source_health`` compares
+    spending with them). A sources file that cannot be read is the ingest runs' failure to report: the limits
+    recorded before stay."""
+    import logging
+
+    from pulse.budget import budgets_from_config
+    from pulse.config import ConfigError, load_all
+
+    try:
+        limits = budgets_from_config(load_all())
+    except ConfigError as exc:
+        logging.getLogger(__name__).warning("API budget limits not recorded: %s", exc)
+        return
+    rows = [(source, period, calls) for source, pairs in sorted(limits.items()) for period, calls in pairs]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DELETE FROM ops.api_budget_limits")
+        cur.executemany(
+            "INSERT INTO ops.api_budget_limits (source, period_s, calls) VALUES (%s, %s, %s)", rows
+        )
 
 
 def _alert(failed: list[CheckResult], held: list[Any], total: int, context: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMAS = ("analytics", "core", "enriched", "quality", "ops", "raw")
+SCHEMAS = ("analytics", "published", "core", "enriched", "quality", "ops", "raw")
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "data_dictionary.md"
 ANALYST_ROLE = "analyst"
 
