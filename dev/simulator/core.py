@@ -9,7 +9,7 @@ with :func:`register_source`. The core then
 * runs every *API* route through the same pipeline (request counting, fixed-window rate-limit bookkeeping,
   ``server_errors`` / ``rate_limit`` one-shot faults, authorisation hook, ``malformed`` bodies,
   ``latency_ms``) and records stats;
-* serves the admin API under ``/_sim/`` (health, config, reset, stats).
+* serves the admin API under ``/_sim/`` (health, config, reset, stats, concurrency).
 
 Every request is decided under one lock, so fault counters are consumed in request order and runs are
 reproducible; only the ``latency_ms`` sleep and the socket write happen outside the lock.
@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
+
+from . import hostile as _hostile
 
 # Modules imported by every SimulatorServer so that their sources register themselves.
 # Adding an API to the simulator = one module with a Source subclass + one line here.
@@ -231,6 +233,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     served: list[ServedItem] = field(default_factory=list)
     malformable: bool = False  # True for listing/data responses the ``malformed`` switch may truncate
+    #: The source whose in-flight count this response holds until it is written (set by the core).
+    in_flight_of: str | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def json_response(status: int, obj: Any, headers: Mapping[str, str] | None = None, **kw: Any) -> Response:
@@ -409,6 +413,8 @@ def registered_sources() -> dict[str, type[Source]]:
 
 class _SourceState:
     def __init__(self) -> None:
+        #: API requests being answered right now, and the most ever answered at once (``/_sim/concurrency``).
+        self.in_flight = 0
         self.clear()
 
     def clear(self) -> None:
@@ -419,6 +425,7 @@ class _SourceState:
         self.served: dict[str, dict[str, Any]] = {}
         self.window_id: int | None = None
         self.window_used = 0
+        self.max_in_flight = self.in_flight  # requests still being answered keep counting
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -466,6 +473,8 @@ class SimulatorServer:
         self._played: dict[tuple[str, str], int] = {}
         #: Schema drift per source (``{"rename": {...}, "drop": [...]}``), a fault that ``reset()`` clears.
         self._drift: dict[str, dict[str, Any]] = {}
+        #: Hand-made hostile items per source (``dev/simulator/hostile.py``), a fault that ``reset()`` clears.
+        self._hostile: dict[str, dict[str, Any]] = {}
         available = registered_sources()
         names = list(available) if sources is None else list(sources)
         unknown = [n for n in names if n not in available]
@@ -545,12 +554,17 @@ class SimulatorServer:
         for name in self.sources:
             if isinstance(update.get(name), Mapping) and "drift" in update[name]:
                 drifts[name] = _check_drift(update[name]["drift"], f"{name}.drift")
+        hostiles = {
+            name: _hostile.check(update[name]["hostile"], f"{name}.hostile")
+            for name in self.sources
+            if isinstance(update.get(name), Mapping) and "hostile" in update[name]
+        }
         with self.lock:
             merged: dict[str, dict[str, Any]] = {}
             for name, source in self.sources.items():
                 if name in update:
                     candidate = copy.deepcopy(source.config)
-                    rest = {k: v for k, v in update[name].items() if k != "drift"}
+                    rest = {k: v for k, v in update[name].items() if k not in ("drift", "hostile")}
                     merge_config(candidate, rest, source.defaults, name)
                     source.check_config(candidate)
                     merged[name] = candidate
@@ -561,6 +575,8 @@ class SimulatorServer:
                     self._drift[name] = drift
                 else:
                     self._drift.pop(name, None)
+            for name, rules in hostiles.items():
+                self._hostile[name] = rules
             if "now" in update:
                 self._now = new_now
             if "seed" in update:
@@ -592,6 +608,7 @@ class SimulatorServer:
                 self._state[name].clear()
                 source.on_reset()
             self._drift.clear()
+            self._hostile.clear()
             self._played.clear()
 
     def stats(self) -> dict[str, Any]:
@@ -670,6 +687,8 @@ class SimulatorServer:
                 or self._play(name, request)
                 or apply_drift(self._call(route, match, request), self._drift.get(name))
             )
+            if response.status == 200 and response.body and self._hostile.get(name):
+                response.body = _hostile.apply(response.body, request.path, self._hostile[name])
             bad_json = cfg.get("malformed")
             if response.malformable and response.status == 200 and isinstance(bad_json, dict):
                 if bad_json.get("skip", 0) > 0:
@@ -689,7 +708,28 @@ class SimulatorServer:
             for item in response.served:
                 if item.identity not in state.served:
                     state.served[item.identity] = {"endpoint": item.endpoint, "bad": item.bad}
+        # In flight from here (every request before this point waited for the lock) until its body is sent.
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        response.in_flight_of = name
         return response, latency
+
+    def finished(self, response: Response) -> None:
+        """The response is being written (or could not be): it no longer counts as in flight. Idempotent."""
+        name, response.in_flight_of = response.in_flight_of, None
+        if name is not None:
+            with self.lock:
+                self._state[name].in_flight -= 1
+
+    def concurrency(self) -> dict[str, dict[str, int]]:
+        """``{"<source>": {"in_flight", "max_in_flight"}}``: API requests of each source being answered now
+        and the most answered at once since the start or the last ``reset()`` (latency included), e.g. to
+        check that a pool of N slots never lets more than N requests reach the API together."""
+        with self.lock:
+            return {
+                name: {"in_flight": state.in_flight, "max_in_flight": state.max_in_flight}
+                for name, state in self._state.items()
+            }
 
     def _play(self, name: str, request: Request) -> Response | None:
         """The next recorded response for this endpoint, if a playback folder holds one.
@@ -740,6 +780,8 @@ class SimulatorServer:
                 return json_response(200, {"ok": True, "sources": list(self.sources)})
             if path == "/_sim/stats" and method == "GET":
                 return json_response(200, self.stats())
+            if path == "/_sim/concurrency" and method == "GET":
+                return json_response(200, self.concurrency())
             if path == "/_sim/config" and method == "GET":
                 return json_response(200, self.get_config())
             if path == "/_sim/config" and method == "POST":
@@ -769,17 +811,23 @@ def _make_handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
             response, latency = sim.dispatch(self.command, self.path, self.headers, body)
-            if latency > 0:
-                time.sleep(latency)
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for key, value in response.headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(response.body)
+            try:
+                if latency > 0:
+                    time.sleep(latency)
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for key, value in response.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                # Answered: no longer in flight once the body goes out (a client that has it and sends its
+                # next request never sees both counted).
+                sim.finished(response)
+                if self.command != "HEAD":
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self.wfile.write(response.body)
+            finally:
+                sim.finished(response)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

@@ -248,3 +248,29 @@ def test_schema_drift_quarantines_what_lost_a_required_field(ingest: Any, db: An
     reasons = dict(db.execute("SELECT reason_code, count(*) FROM quality.quarantine GROUP BY 1").fetchall())
     assert reasons == {"bad_field": 21}
     assert docs > 0, "events and issues do not need the dropped field"
+
+
+def test_two_bad_snapshots_of_a_repository_keep_two_quarantine_rows(
+    ingest: Any, db: Any, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository snapshot is the repository at a window's end: a bad one in each of two windows is two
+    items, two quarantine rows (the item key carries the snapshot time). Its fractional star count (1.5) is
+    refused, never truncated to 1."""
+    truncate_warehouse(db)
+    bad = {"tamper": [{"where": {"full_name": REPO}, "set": {"stargazers_count": 1.5}}]}
+    sim.configure({"github": {"hostile": bad}})
+    assert ingest().state == "success"
+    sim.set_now("2026-11-28T13:00:00+00:00")
+    monkeypatch.setenv("PULSE_NOW", "2026-11-28T13:05:00+00:00")  # the pipeline's clock (tests/conftest.py)
+    sim.configure({"github": {"hostile": bad}})
+    assert ingest(("2026-11-28T12:00:00+00:00", "2026-11-28T13:00:00+00:00")).state == "success"
+    rows = db.execute(
+        "SELECT item_key, reason_code, reason_detail FROM quality.quarantine WHERE item_key LIKE %s ORDER BY 1",
+        (f"repo:{REPO}@%",),
+    ).fetchall()
+    assert [r[0] for r in rows] == [f"repo:{REPO}@{WINDOW[1]}", f"repo:{REPO}@2026-11-28T13:00:00+00:00"]
+    assert all(r[1] == "bad_field" and "1.5" in r[2] for r in rows)
+    assert (
+        db.execute("SELECT count(*) FROM core.github_repo_snapshots WHERE repo = %s", (REPO,)).fetchone()[0]
+        == 0
+    )

@@ -299,3 +299,72 @@ def test_page_that_stays_malformed_fails_with_clear_error_and_keeps_earlier_page
         ("everything:bitcoin", 1, 2),
         ("everything:bitcoin", 2, 2),
     ]
+
+
+def test_an_article_redelivered_with_a_later_published_at_stays_one_row(
+    ingest: Any, db: Any, news: Any
+) -> None:
+    """NewsAPI re-indexes an article and serves it again in a later window with a later ``publishedAt``: it is
+    the same item, so it stays one row of ``core.documents`` (which is partitioned by creation time and keyed
+    with it). The row keeps the creation time seen first, takes the re-delivery's other fields, and the moved
+    time is recorded in ``quality.created_at_changes``; the analyst views count the article once."""
+    from tests.conftest import publish_everything
+
+    truncate_warehouse(db)
+    earlier = ("2026-11-28T10:00:00+00:00", "2026-11-28T11:00:00+00:00")
+    assert ingest(earlier).state == "success"
+    url, created = db.execute(
+        "SELECT external_id, created_at FROM core.documents WHERE payload->>'query' = 'bitcoin'"
+        " ORDER BY external_id LIMIT 1"
+    ).fetchone()
+    article = next(
+        a
+        for (body,) in db.execute("SELECT body FROM raw.api_responses WHERE endpoint = '/v2/everything'")
+        for a in json.loads(body)["articles"]
+        if a["url"].split("#")[0] == url
+    )
+    moved = created + timedelta(minutes=75)  # inside the next window
+    again = {
+        **article,
+        "publishedAt": moved.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "title": "Updated: " + article["title"],
+    }
+    news.configure(
+        {
+            "newsapi": {
+                "hostile": {"plant": [{"into": "articles", "item": again, "endpoint": "/v2/everything"}]}
+            }
+        }
+    )
+    assert ingest(WINDOW).state == "success"
+
+    rows = db.execute(
+        "SELECT created_at, title FROM core.documents WHERE external_id = %s", (url,)
+    ).fetchall()
+    assert rows == [(created, again["title"])], "one row: first-seen creation time, the re-delivery's title"
+    changes = db.execute(
+        "SELECT kept_created_at, reported_created_at FROM quality.created_at_changes WHERE external_id = %s",
+        (url,),
+    ).fetchall()
+    assert changes == [(created, moved)]
+    dup = db.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM core.documents GROUP BY source, external_id HAVING count(*) > 1) d"
+    ).fetchone()[0]
+    assert dup == 0
+    publish_everything(db)
+    viewed = db.execute(
+        "SELECT sum(items) FROM analytics.daily_volume WHERE source = 'newsapi' AND dataset = 'core.documents'"
+    ).fetchone()[0]
+    assert viewed == db.execute("SELECT count(*) FROM core.documents WHERE source = 'newsapi'").fetchone()[0]
+    # Loading the later window again changes nothing.
+    news.configure(
+        {
+            "newsapi": {
+                "hostile": {"plant": [{"into": "articles", "item": again, "endpoint": "/v2/everything"}]}
+            }
+        }
+    )
+    before = _snapshot(db)
+    assert ingest(WINDOW).state == "success"
+    assert _snapshot(db) == before
+    assert db.execute("SELECT count(*) FROM quality.created_at_changes").fetchone()[0] == 1

@@ -337,7 +337,8 @@ def test_bad_repositories_are_rejected_with_a_reason(override: dict[str, Any], r
     if reason == Reason.MISSING_ID:
         assert rej.external_id is None and rej.item_key.startswith("sha256:")
     else:
-        assert rej.item_key == rej.external_id == "repo:o/s"
+        # A snapshot is the repository at the window end: each window's bad snapshot keeps its own row.
+        assert rej.item_key == rej.external_id == f"repo:o/s@{END}"
 
 
 def test_non_object_items_are_rejected_not_crashing() -> None:

@@ -51,51 +51,60 @@ def stored(conn: Any) -> dict[str, tuple[Any, ...]]:
     return {r[0]: r[1:] for r in rows}
 
 
-def test_bad_values_are_refused_or_cleaned_and_the_rest_of_the_batch_loads(conn: Any) -> None:
+def test_bad_values_are_refused_never_changed_and_the_rest_of_the_batch_loads(conn: Any) -> None:
     docs = [
         doc(0),
         doc(1, body="before\x00after"),  # NUL: PostgreSQL text cannot hold it
-        doc(2, title="lone \ud800 surrogate"),  # cleaned to U+FFFD
+        doc(2, title="lone \ud800 surrogate"),  # not a character: refused, not replaced by U+FFFD
         doc(3, created_at=datetime(1900, 1, 1, tzinfo=UTC)),  # out of the sane range
         doc(4, score=2**40),  # does not fit integer
-        doc(5, payload={"x": float("nan"), "big": 2**80}),  # NaN -> null, big integer kept exactly
+        doc(5, payload={"big": 2**80}),  # big integer kept exactly (jsonb numbers are numeric)
         doc(6, payload={"x": "nul\x00inside"}),  # jsonb refuses \u0000
         doc(7, external_id="k" * 5000),  # too long for a B-tree index entry
         doc(8, created_at=datetime(2026, 11, 28, 11, 30)),  # naive: unknown time zone
-        doc(9, metrics={"ratio": float("inf")}),
+        doc(9, metrics={"ratio": float("inf")}),  # JSON has no infinity: refused, not nulled
+        doc(10, payload={"x": float("nan")}),  # nor NaN
+        doc(11, score=12.5),  # a fraction in an integer column: refused, not truncated
+        doc(12, score=12.0),  # an integral float is the integer 12: no change of value
     ]
     result = upsert_documents(conn, [(d, 100 + i) for i, d in enumerate(docs)], "run_bad")
     refused = {r.position: r.reason for r in result.rejected}
     assert refused == {
         1: Reason.TEXT_NUL_BYTE,
+        2: Reason.BAD_FIELD,
         3: Reason.BAD_TIMESTAMP,
         4: Reason.NUMBER_OUT_OF_RANGE,
         6: Reason.TEXT_NUL_BYTE,
         7: Reason.BAD_FIELD,
         8: Reason.BAD_TIMESTAMP,
+        9: Reason.NUMBER_OUT_OF_RANGE,
+        10: Reason.BAD_FIELD,
+        11: Reason.BAD_FIELD,
     }
     rows = stored(conn)
-    assert sorted(rows) == ["t_0", "t_2", "t_5", "t_9"]
-    assert result.loaded == result.changed == 4
-    title = conn.execute("SELECT title FROM core.documents WHERE external_id = 't_2'").fetchone()[0]
-    assert title == "lone \ufffd surrogate"
-    payload = rows["t_5"][2]
-    assert payload["x"] is None and payload["big"] == 2**80
-    assert conn.execute("SELECT metrics FROM core.documents WHERE external_id = 't_9'").fetchone()[0] == {
-        "ratio": None
-    }
-    # Every refusal becomes a quarantine row with its reason; quarantine itself never chokes on the values.
+    assert sorted(rows) == ["t_0", "t_12", "t_5"]
+    assert result.loaded == result.changed == 3
+    assert rows["t_5"][2]["big"] == 2**80
+    assert rows["t_12"][1] == 12
+    # Every refusal becomes a quarantine row with its reason; quarantine itself never chokes on the values
+    # and keeps them as evidence, escaped.
     rejected = [
         (load_refusal(r.position, r, docs[r.position].external_id, docs[r.position]), 100 + r.position)
         for r in result.rejected
     ]
-    assert quarantine(conn, "test", rejected, "run_bad") == 6
+    assert quarantine(conn, "test", rejected, "run_bad") == len(refused)
     reasons = dict(
         conn.execute(
             "SELECT item_index, reason_code FROM quality.quarantine WHERE source = 'test'"
         ).fetchall()
     )
     assert reasons == {p: str(r) for p, r in refused.items()}
+    items = dict(
+        conn.execute("SELECT item_index, item FROM quality.quarantine WHERE source = 'test'").fetchall()
+    )
+    assert items[2]["title"] == "lone \\ud800 surrogate"
+    assert items[1]["body"] == "before\\u0000after"
+    assert items[10]["payload"] == {"x": "NaN"}
 
 
 def test_duplicates_in_a_batch_keep_the_copy_from_the_newest_page(conn: Any) -> None:
@@ -158,3 +167,32 @@ def test_a_month_without_partition_gets_one_and_nothing_lands_in_default(conn: A
     ).fetchone()[0]
     assert where == "core.documents_p2019_05"
     assert conn.execute("SELECT count(*) FROM core.documents_default").fetchone()[0] == 0
+
+
+def test_the_loaders_column_types_are_the_tables(conn: Any) -> None:
+    """The value rules the loader applies per column (pulse.warehouse.loader.COLUMN_TYPES, checked by
+    pulse.warehouse.pgtypes) describe the real tables: every loaded column, with its PostgreSQL type."""
+    from pulse.warehouse.loader import COLUMN_TYPES
+
+    pg_type = {
+        "key": "text",
+        "text": "text",
+        "int4": "integer",
+        "numeric": "numeric",
+        "float8": "double precision",
+        "timestamptz": "timestamp with time zone",
+        "event_time": "timestamp with time zone",
+        "jsonb": "jsonb",
+    }
+    lineage = {"content_sha256", "raw_response_id", "dag_run_id", "first_loaded_at", "loaded_at"}
+    for table, columns in COLUMN_TYPES.items():
+        schema, name = table.split(".")
+        actual = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s",
+                (schema, name),
+            ).fetchall()
+        )
+        assert set(columns) == set(actual) - lineage, table
+        assert {c: pg_type[k] for c, k in columns.items()} == {c: actual[c] for c in columns}, table

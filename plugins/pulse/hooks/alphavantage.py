@@ -355,5 +355,5 @@ def _sent_params(resp: requests.Response) -> dict[str, str]:
 def _json_or_none(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None

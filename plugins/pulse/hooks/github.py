@@ -374,6 +374,6 @@ def _server_now(headers: Any) -> float:
 def _message(body: bytes) -> str:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ""
     return str(doc.get("message") or "") if isinstance(doc, dict) else ""

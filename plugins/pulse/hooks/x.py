@@ -343,7 +343,7 @@ class XHook(BaseHook):
         """A 400: about the window (re-plan it) or about anything else (refuse, no retry)."""
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {}
         items = body.get("errors") if isinstance(body, dict) else None
         window_errors: dict[str, str] = {}

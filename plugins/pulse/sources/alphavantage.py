@@ -309,7 +309,7 @@ def _zone(name: Any) -> ZoneInfo:
         raise MalformedPageError(f"Meta Data has no usable Time Zone ({name!r})")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("America"), a name too long
         aliases = {"US/Eastern": "America/New_York", "US/Central": "America/Chicago"}
         if name in aliases:
             return ZoneInfo(aliases[name])
@@ -324,7 +324,7 @@ def series_info(body: bytes | str) -> SeriesInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
     if not isinstance(doc, dict):

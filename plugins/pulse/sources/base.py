@@ -12,37 +12,17 @@ import importlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any
 
-MAX_TEXT_BYTES = 100_000
+import orjson
+
+from pulse.warehouse import pgtypes
+from pulse.warehouse.pgtypes import MAX_TEXT_BYTES, ItemError, Reason
+
+__all__ = ["MAX_TEXT_BYTES", "ItemError", "Reason"]  # re-exported: every parser imports them from here
+
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-class Reason(StrEnum):
-    """Quarantine reason codes (``quality.quarantine.reason_code``)."""
-
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_ID = "missing_id"
-    BAD_TIMESTAMP = "bad_timestamp"
-    FUTURE_TIMESTAMP = "future_timestamp"
-    TEXT_NUL_BYTE = "text_nul_byte"
-    TEXT_TOO_LARGE = "text_too_large"
-    MISSING_TEXT = "missing_text"
-    BAD_FIELD = "bad_field"
-    NUMBER_OUT_OF_RANGE = "number_out_of_range"
-    #: The item belongs to a month that retention archived and dropped; restore the month to load it.
-    ARCHIVED_PERIOD = "archived_period"
-
-
-class ItemError(ValueError):
-    """An item that cannot be loaded; carries its quarantine reason."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class MalformedPageError(RuntimeError):
@@ -90,6 +70,13 @@ class Page:
     next_cursor: str | None = None
     oldest_created: float | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # How far back a page reached decides paging and listing-cap gaps: only a usable event time counts
+        # (a hostile item's NaN, 1e20 or year-0 time must not stop paging or crash the extract).
+        if name == "oldest_created" and value is not None:
+            value = pgtypes.sane_epoch(value)
+        object.__setattr__(self, name, value)
+
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.body).hexdigest()
@@ -130,9 +117,37 @@ class Document:
     def content_hash(self) -> str:
         """Hash of everything loaded except lineage: unchanged content means no rewrite (the loader's
         ``content_sha256``)."""
-        from pulse.warehouse.loader import document_hash
+        return document_digest(self)
 
-        return document_hash(self)
+
+def document_digest(doc: Document, created_at: datetime | None = None) -> str:
+    """``content_sha256`` of a document: SHA-256 of its loaded fields (not key or lineage) as one JSON array.
+
+    Computed from the values as parsed, before any checking, so that deciding "unchanged" needs no validation;
+    never raises (a value no JSON encoder takes, nested too deep, hashes by its text; such a row is refused
+    anyway).
+    ``created_at`` overrides the document's own (the loader keeps an item's first-seen creation time).
+    """
+    parts = (
+        doc.kind,
+        doc.channel,
+        doc.created_at if created_at is None else created_at,
+        doc.title,
+        doc.body,
+        doc.url,
+        doc.author_pseudonym,
+        doc.score,
+        doc.metrics,
+        doc.payload,
+    )
+    try:
+        blob = orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # lone surrogates, integers beyond 64 bits, deep nesting
+        try:
+            blob = json.dumps(parts, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        except (RecursionError, ValueError, TypeError):
+            blob = pgtypes.storable_json([str(p)[:10_000] for p in parts]).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 #: Fact tables, their key columns and value columns (lineage columns are added by the loader).
@@ -215,15 +230,25 @@ def rejected(
     pii_keys: frozenset[str],
     pseudonymize: Callable[[str | None], str | None],
 ) -> Rejected:
-    """Build the quarantine record of ``raw_item``: keyed by its id, or by its content hash when it has none."""
-    if external_id:
-        key = external_id
-    else:
+    """Build the quarantine record of ``raw_item``: keyed by its id, or by its content hash when it has none.
+
+    The record holds what a quarantine row can store (:func:`redact`); the key is made storable when the row
+    is written (``pulse.warehouse.loader.quarantine``).
+    """
+    item = redact(raw_item, pii_keys, pseudonymize)
+    key = external_id or "sha256:" + content_key(raw_item, item)
+    return Rejected(index, error.reason, error.detail, external_id, item, key)
+
+
+def content_key(raw_item: Any, storable: Any = None) -> str:
+    """SHA-256 of an item without an id (its canonical JSON); never raises."""
+    try:
         canonical = json.dumps(raw_item, sort_keys=True, ensure_ascii=False, default=str)
-        key = "sha256:" + hashlib.sha256(canonical.encode("utf-8", errors="surrogatepass")).hexdigest()
-    return Rejected(
-        index, error.reason, error.detail, external_id, redact(raw_item, pii_keys, pseudonymize), key
-    )
+        data = canonical.encode("utf-8", errors="surrogatepass")
+    except (RecursionError, ValueError, TypeError):  # nested too deep for the encoder, a huge integer
+        fallback = storable if storable is not None else pgtypes.storable_value(raw_item)
+        data = json.dumps(fallback, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 ParseOutput = Iterator[tuple[int, Document | Fact | Rejected]]
@@ -234,100 +259,84 @@ ParseOutput = Iterator[tuple[int, Document | Fact | Rejected]]
 # ------------------------------------------------------------------------------------------------
 
 
+# Thin wrappers over :mod:`pulse.warehouse.pgtypes`, which owns what PostgreSQL accepts; what is added here is
+# what only a parser knows (the pipeline's clock: "in the future").
+
+
 def check_text(name: str, value: Any, *, required: bool = False) -> str | None:
-    """Validate a text field: a string without NUL bytes and at most 100 kB of UTF-8."""
-    if value is None or value == "":
-        if required:
-            raise ItemError(Reason.MISSING_TEXT, f"{name} is missing or empty")
-        return None if value is None else ""
-    if not isinstance(value, str):
-        raise ItemError(Reason.BAD_FIELD, f"{name} is {type(value).__name__}, expected text")
-    if "\x00" in value:
-        raise ItemError(Reason.TEXT_NUL_BYTE, f"{name} contains a NUL byte")
-    size = len(value.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_TEXT_BYTES:
-        raise ItemError(Reason.TEXT_TOO_LARGE, f"{name} is {size} bytes (limit {MAX_TEXT_BYTES})")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ItemError(Reason.BAD_FIELD, f"{name} holds a lone surrogate") from exc
-    return value
+    """A text field: a string without NUL bytes or lone surrogates and at most :data:`MAX_TEXT_BYTES` (100 kB)
+    of UTF-8 (read at call time: raising it and replaying ``text_too_large`` loads what it held back)."""
+    return pgtypes.text(name, value, required=required, max_bytes=MAX_TEXT_BYTES)
 
 
-def check_epoch(name: str, value: Any, now: datetime) -> datetime:
-    """Validate an epoch-seconds timestamp: a number, not in the future beyond a small tolerance."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} is {value!r}, expected epoch seconds")
-    try:
-        ts = datetime.fromtimestamp(float(value), tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} {value!r} is out of range") from exc
+def check_key(name: str, value: Any) -> str:
+    """An id or key field: non-empty text short enough for an index."""
+    return pgtypes.key(name, value)
+
+
+def _not_future(name: str, ts: datetime, now: datetime) -> datetime:
     if ts > now + FUTURE_TOLERANCE:
         raise ItemError(Reason.FUTURE_TIMESTAMP, f"{name} {ts.isoformat()} is after {now.isoformat()}")
     return ts
 
 
+def check_epoch(name: str, value: Any, now: datetime) -> datetime:
+    """An epoch-seconds timestamp: a finite number within 1970-2100, not in the future beyond a tolerance."""
+    return _not_future(name, pgtypes.epoch(name, value), now)
+
+
 def check_iso(name: str, value: Any, now: datetime, *, required: bool = True) -> datetime | None:
-    """Validate an ISO 8601 timestamp string (``Z`` or an offset; naive means UTC), not in the future."""
-    if value is None or value == "":
-        if required:
-            raise ItemError(Reason.BAD_TIMESTAMP, f"{name} is missing")
-        return None
-    if not isinstance(value, str):
-        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} is {value!r}, expected an ISO 8601 string")
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ItemError(Reason.BAD_TIMESTAMP, f"{name} {value!r} is not ISO 8601") from exc
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    if ts > now + FUTURE_TOLERANCE:
-        raise ItemError(Reason.FUTURE_TIMESTAMP, f"{name} {ts.isoformat()} is after {now.isoformat()}")
-    return ts.astimezone(UTC)
+    """An ISO 8601 timestamp string (``Z`` or an offset; naive means UTC), in UTC, not in the future."""
+    ts = pgtypes.iso_time(name, value, required=required)
+    return None if ts is None else _not_future(name, ts, now)
 
 
 def check_number(name: str, value: Any, *, required: bool = False) -> float | None:
-    """A finite number, also accepted as a numeric string (Alpha Vantage sends "123.45")."""
-    if value is None or value == "":
-        if required:
-            raise ItemError(Reason.BAD_FIELD, f"{name} is missing")
-        return None
-    if isinstance(value, bool):
-        raise ItemError(Reason.BAD_FIELD, f"{name} is {value!r}, expected a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ItemError(Reason.BAD_FIELD, f"{name} is {value!r}, expected a number") from exc
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ItemError(Reason.BAD_FIELD, f"{name} is not finite")
-    return number
+    """A finite number, also accepted as numeric text (Alpha Vantage sends "123.45"), held exactly."""
+    return pgtypes.number(name, value, required=required)
 
 
 def check_int(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ItemError(Reason.BAD_FIELD, f"{name} is {value!r}, expected a number")
-    if not -(2**31) <= value < 2**31:
-        raise ItemError(Reason.BAD_FIELD, f"{name} {value} does not fit an integer column")
-    return int(value)
+    """A count for an integer column: 12 and 12.0 pass, 12.5 is ``bad_field`` (never truncated), beyond 32
+    bits ``number_out_of_range``."""
+    return pgtypes.integer(name, value, kind="int4")
+
+
+def checked_pseudonymizer(
+    pseudonymize: Callable[[str | None], str | None], name: str = "author"
+) -> Callable[[str | None], str | None]:
+    """``pseudonymize`` for handles taken from items: a handle that is not storable text (a lone surrogate,
+    a NUL) raises :class:`ItemError` instead of failing the HMAC's UTF-8 encoding."""
+
+    def checked(handle: str | None) -> str | None:
+        if handle is None:
+            return pseudonymize(None)
+        return pseudonymize(pgtypes.text(name, handle))
+
+    return checked
 
 
 def redact(item: Any, pii_keys: frozenset[str], pseudonymize: Callable[[str | None], str | None]) -> Any:
-    """A copy of ``item`` fit for quarantine: handles pseudonymised, NUL removed, long strings cut."""
+    """A copy of ``item`` fit for quarantine: handles pseudonymised, then made storable
+    (:func:`pulse.warehouse.pgtypes.storable_value`: escaped, long strings cut, deep nesting cut)."""
+    return pgtypes.storable_value(_pseudonymised(item, pii_keys, pseudonymize, 0))
+
+
+def _pseudonymised(
+    item: Any, pii_keys: frozenset[str], pseudonymize: Callable[[str | None], str | None], depth: int
+) -> Any:
+    if depth > pgtypes.MAX_QUARANTINE_DEPTH:
+        return item  # storable_value cuts it off here anyway
     if isinstance(item, dict):
-        out: dict[str, Any] = {}
+        out: dict[Any, Any] = {}
         for k, v in item.items():
             if k in pii_keys and isinstance(v, str):
-                out[k] = pseudonymize(v)
+                out[k] = pseudonymize(pgtypes.storable_text(v))  # escaped first: the HMAC needs UTF-8
             else:
-                out[k] = redact(v, pii_keys, pseudonymize)
+                out[k] = _pseudonymised(v, pii_keys, pseudonymize, depth + 1)
         return out
     if isinstance(item, list):
-        return [redact(v, pii_keys, pseudonymize) for v in item]
-    if isinstance(item, str):
-        cleaned = item.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
-        return cleaned if len(cleaned) <= 2000 else cleaned[:2000] + f"... [{len(cleaned)} chars]"
+        return [_pseudonymised(v, pii_keys, pseudonymize, depth + 1) for v in item]
     return item
 
 

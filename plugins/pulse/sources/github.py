@@ -41,8 +41,10 @@ from pulse.sources.base import (
     check_int,
     check_iso,
     check_text,
+    checked_pseudonymizer,
     rejected,
 )
+from pulse.warehouse.pgtypes import MAX_QUARANTINE_DEPTH, sane_iso_epoch
 
 SOURCE = "github"
 SNAPSHOT_TABLE = "core.github_repo_snapshots"
@@ -206,13 +208,8 @@ class PageInfo:
 
 
 def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    """A usable ISO 8601 time as epoch seconds, else None: a hostile item's time never decides paging."""
+    return sane_iso_epoch(value)
 
 
 def _bound(items: list[Any], key: str, pick: Callable[[list[float]], float]) -> float | None:
@@ -227,7 +224,7 @@ def page_info(kind: str, body: bytes | str) -> PageInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raw = body if isinstance(body, str) else body[:80].decode("utf-8", "replace")
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {raw[:80].strip()!r}") from None
     if kind == "repo":
@@ -469,28 +466,37 @@ def parse_repo(item: Any, at: datetime, now: datetime) -> Fact:
     )
 
 
-def known_id(kind: str, item: Any) -> str | None:
-    """The item's external id when it can be told, for keying its quarantine row."""
+def known_id(kind: str, item: Any, at: datetime | None = None) -> str | None:
+    """The item's identity when it can be told, for keying its quarantine row.
+
+    A repository snapshot is the repository *at* the window end (``repo:<owner/name>@<at>``): each window's
+    bad snapshot of one repository is its own item and keeps its own quarantine row.
+    """
     if not isinstance(item, dict):
         return None
     if kind in ("repo", "search"):
         name = item.get("full_name")
-        return f"repo:{name}" if isinstance(name, str) and "/" in name else None
+        if not isinstance(name, str) or "/" not in name:
+            return None
+        return f"repo:{name}@{at.astimezone(UTC).isoformat()}" if at is not None else f"repo:{name}"
     try:
         return _numeric_id("event" if kind == "events" else "issue", item.get("id"))
     except ItemError:
         return None
 
 
-def quarantine_view(item: Any) -> Any:
+def quarantine_view(item: Any, depth: int = 0) -> Any:
     """``item`` with every user object reduced to its login (ids, avatars and profile URLs dropped), so that
-    :func:`~pulse.sources.base.redact` leaves no login, name or e-mail in clear."""
+    :func:`~pulse.sources.base.redact` leaves no login, name or e-mail in clear. Parts nested deeper than a
+    quarantine row keeps are not walked (they are cut there)."""
+    if depth > MAX_QUARANTINE_DEPTH:
+        return "[nested too deep; see raw]"
     if isinstance(item, dict):
         if isinstance(item.get("login"), str):
             return {"login": item["login"]}
-        return {k: quarantine_view(v) for k, v in item.items()}
+        return {k: quarantine_view(v, depth + 1) for k, v in item.items()}
     if isinstance(item, list):
-        return [quarantine_view(v) for v in item]
+        return [quarantine_view(v, depth + 1) for v in item]
     return item
 
 
@@ -502,17 +508,18 @@ def parse_page(
     info = page_info(kind, page.body)
     subject = stream_subject(page.stream)
     at = snapshot_at(page.stream) if kind in ("repo", "search") else None
+    checked = checked_pseudonymizer(pseudonymize, "login")
     for index, item in enumerate(info.items):
         try:
             if kind == "events":
-                yield index, parse_event(item, subject, pseudonymize, now)
+                yield index, parse_event(item, subject, checked, now)
             elif kind == "issues":
-                yield index, parse_issue(item, subject, pseudonymize, now)
+                yield index, parse_issue(item, subject, checked, now)
             else:
                 assert at is not None
                 yield index, parse_repo(item, at, now)
         except ItemError as exc:
             yield (
                 index,
-                rejected(index, exc, known_id(kind, item), quarantine_view(item), PII_KEYS, pseudonymize),
+                rejected(index, exc, known_id(kind, item, at), quarantine_view(item), PII_KEYS, pseudonymize),
             )

@@ -38,8 +38,10 @@ from pulse.sources.base import (
     Stream,
     check_iso,
     check_text,
+    checked_pseudonymizer,
     rejected,
 )
+from pulse.warehouse.pgtypes import sane_iso_epoch, storable_text
 
 SOURCE = "newsapi"
 EVERYTHING = "/v2/everything"
@@ -245,7 +247,7 @@ def page_info(body: bytes | str) -> PageInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
     if not isinstance(doc, dict):
@@ -274,6 +276,10 @@ def end_of_stream(status: int, info: PageInfo) -> str | None:
     """
     if info.status != "error":
         return None
+    # The message goes to raw.api_responses.error: escaped, whatever the API put in it.
+    info = PageInfo(
+        info.status, info.articles, info.total_results, info.code, storable_text(info.message or "")
+    )
     if status == 426 and info.code == "maximumResultsReached":
         return f"plan cap reached: NewsAPI serves no more results for this stream ({info.message})"
     if status == 400 and info.code == "parameterInvalid" and _TOO_OLD.search(info.message or ""):
@@ -291,16 +297,16 @@ def next_page(params: dict[str, Any], info: PageInfo) -> str | None:
 
 
 def oldest_published(articles: list[Any]) -> float | None:
-    """The oldest parseable ``publishedAt`` of ``articles`` as epoch seconds, or None."""
-    stamps = []
-    for article in articles:
-        value = article.get("publishedAt") if isinstance(article, dict) else None
-        if isinstance(value, str):
-            try:
-                ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            stamps.append((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
+    """The oldest usable ``publishedAt`` of ``articles`` as epoch seconds, or None.
+
+    Only times a parser would accept count (ISO 8601 within 1970-2100): a hostile article's year-0 or garbage
+    date is skipped for paging and gap decisions, never trusted and never allowed to raise.
+    """
+    stamps = [
+        epoch
+        for article in articles
+        if isinstance(article, dict) and (epoch := sane_iso_epoch(article.get("publishedAt"))) is not None
+    ]
     return min(stamps) if stamps else None
 
 
@@ -315,10 +321,14 @@ def _external_id(article: dict[str, Any]) -> str:
         raise ItemError(Reason.MISSING_ID, "url is missing (NewsAPI articles have no other id)")
     url = check_text("url", url)
     assert url is not None
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        ident = urldefrag(url.strip()).url
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 host)
+        raise ItemError(Reason.BAD_FIELD, f"url {url[:200]!r} is not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ItemError(Reason.BAD_FIELD, f"url {url[:200]!r} is not an http(s) URL")
-    return urldefrag(url.strip()).url
+    return ident
 
 
 def _context(page: StoredPage) -> dict[str, str]:
@@ -398,9 +408,10 @@ def parse_page(
             return
         raise MalformedPageError(f"stored page is a NewsAPI error ({info.code}: {info.message})")
     context = _context(page)
+    checked = checked_pseudonymizer(pseudonymize)
     for index, article in enumerate(info.articles):
         try:
-            yield index, parse_item(article, pseudonymize, now, context)
+            yield index, parse_item(article, checked, now, context)
         except ItemError as exc:
             yield index, rejected(index, exc, _known_id(article), article, PII_KEYS, pseudonymize)
 

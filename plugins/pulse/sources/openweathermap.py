@@ -38,6 +38,8 @@ from pulse.sources.base import (
     check_text,
     rejected,
 )
+from pulse.warehouse.pgtypes import epoch as epoch_time
+from pulse.warehouse.pgtypes import sane_epoch
 
 SOURCE = "openweathermap"
 TABLE = "core.weather_observations"
@@ -199,7 +201,7 @@ def page_info(body: bytes | str, kind: str) -> PageInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
     if not isinstance(doc, dict):
@@ -237,18 +239,22 @@ def _location(doc: dict[str, Any], kind: str) -> tuple[str | None, float | None,
     )
 
 
-def _epoch(value: Any) -> int | None:
-    """``dt`` as whole epoch seconds when it is a usable number, else None."""
-    number = _float_or_none(value)
-    if number is None or not -(2**40) < number < 2**40:
-        return None
-    return int(number)
+def _epoch(value: Any) -> float | None:
+    """``dt`` as epoch seconds when it is a usable event time (a finite number within 1970-2100), else None."""
+    return sane_epoch(value)
+
+
+def _dt_text(dt: float) -> str:
+    """``dt`` as it keys a quarantine row: whole seconds without a fraction (as the API sends them)."""
+    return str(int(dt)) if dt.is_integer() else repr(dt)
 
 
 def item_key(city: str, kind: str, item: Any) -> str | None:
-    """``"<city>:<kind>:<dt>"``: the item's identity for quarantine, when its ``dt`` can be told."""
+    """``"<city>:<kind>:<dt>"``: the item's identity for quarantine, when its ``dt`` can be told. It is the
+    item's identity in ``core.weather_observations`` (city, kind, valid_at): a later forecast for the same hour
+    replaces the earlier one there, and its quarantine row likewise."""
     dt = _epoch(item.get("dt")) if isinstance(item, dict) else None
-    return None if dt is None else f"{city}:{kind}:{dt}"
+    return None if dt is None else f"{city}:{kind}:{_dt_text(dt)}"
 
 
 def forecast_start(items: list[Any]) -> datetime | None:
@@ -264,6 +270,8 @@ def forecast_start(items: list[Any]) -> datetime | None:
         for j, dt in enumerate(_epoch(i.get("dt")) if isinstance(i, dict) else None for i in items)
         if dt is not None
     )
+    # A start that is no usable time itself (a hostile dt near 1970 minus the entry's offset) gets no vote.
+    votes = Counter({start: n for start, n in votes.items() if sane_epoch(start) is not None})
     if not votes:
         return None
     start = max(votes, key=votes.__getitem__)  # on a tie, the first in list order (Counter keeps it)
@@ -309,10 +317,7 @@ def parse_item(item: Any, ctx: _PageContext, now: datetime) -> Fact:
         valid_at = check_epoch("dt", item["dt"], now)
         issued_at: datetime | None = valid_at
     else:
-        dt = _epoch(item["dt"])
-        if dt is None:
-            raise ItemError(Reason.BAD_TIMESTAMP, f"dt is {item['dt']!r}, expected epoch seconds")
-        valid_at = datetime.fromtimestamp(dt, tz=UTC)
+        valid_at = epoch_time("dt", item["dt"])
         issued_at = ctx.issued_at
         if ctx.start is not None and valid_at > ctx.start + FORECAST_RANGE:
             raise ItemError(

@@ -20,9 +20,12 @@ from pulse.sources.base import (
     Stream,
     check_epoch,
     check_int,
+    check_key,
     check_text,
+    checked_pseudonymizer,
     rejected,
 )
+from pulse.warehouse.pgtypes import sane_epoch, show
 
 SOURCE = "reddit"
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,50}$")
@@ -74,7 +77,7 @@ def listing_info(body: bytes | str) -> ListingInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "Listing" or not isinstance(doc.get("data"), dict):
@@ -84,14 +87,20 @@ def listing_info(body: bytes | str) -> ListingInfo:
         raise MalformedPageError("Listing has no data.children list")
     after = doc["data"].get("after")
     if after is not None and not isinstance(after, str):
-        raise MalformedPageError(f"Listing data.after is {after!r}, expected a string or null")
+        raise MalformedPageError(f"Listing data.after is {show(after)}, expected a string or null")
+    if after is not None:
+        try:
+            check_key("data.after", after)  # stored as the page's cursor
+        except ItemError as exc:
+            raise MalformedPageError(f"Listing data.after cannot be stored as a cursor: {exc}") from None
+    # Only usable times decide how far back the listing reached: an item's NaN, 1e20 or string is skipped
+    # here (the item itself is quarantined by the load), never trusted for paging.
     created = [
-        c["data"]["created_utc"]
+        epoch
         for c in children
         if isinstance(c, dict)
         and isinstance(c.get("data"), dict)
-        and isinstance(c["data"].get("created_utc"), int | float)
-        and not isinstance(c["data"].get("created_utc"), bool)
+        and (epoch := sane_epoch(c["data"].get("created_utc"))) is not None
     ]
     return ListingInfo(children=children, after=after, oldest_created=min(created) if created else None)
 
@@ -110,8 +119,8 @@ def parse_item(child: Any, pseudonymize: Callable[[str | None], str | None], now
     if not isinstance(child, dict) or not isinstance(child.get("data"), dict):
         raise ItemError(Reason.NOT_AN_OBJECT, "listing child is not an object with data")
     kind_code = child.get("kind")
-    if kind_code not in _KINDS:
-        raise ItemError(Reason.BAD_FIELD, f"unsupported kind {kind_code!r}")
+    if not isinstance(kind_code, str) or kind_code not in _KINDS:  # (a dict is no key of _KINDS: unhashable)
+        raise ItemError(Reason.BAD_FIELD, f"unsupported kind {show(kind_code)}")
     data = child["data"]
     external_id = _external_id(kind_code, data)
     created_at = check_epoch("created_utc", data.get("created_utc"), now)
@@ -165,9 +174,10 @@ def parse_page(
 ) -> ParseOutput:
     """Yield ``(item_index, Document | Rejected)`` for every child of a stored listing page."""
     info = listing_info(page.body)
+    checked = checked_pseudonymizer(pseudonymize)
     for index, child in enumerate(info.children):
         try:
-            yield index, parse_item(child, pseudonymize, now)
+            yield index, parse_item(child, checked, now)
         except ItemError as exc:
             yield index, rejected(index, exc, _known_id(child), child, PII_KEYS, pseudonymize)
 
@@ -177,6 +187,7 @@ def _known_id(child: Any) -> str | None:
     if (
         not isinstance(child, dict)
         or not isinstance(child.get("data"), dict)
+        or not isinstance(child.get("kind"), str)
         or child.get("kind") not in _KINDS
     ):
         return None

@@ -16,7 +16,6 @@ when the page carries no user expansion); quarantined items are redacted the sam
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Callable
@@ -37,9 +36,12 @@ from pulse.sources.base import (
     Stream,
     check_int,
     check_iso,
+    check_key,
     check_text,
+    checked_pseudonymizer,
     rejected,
 )
+from pulse.warehouse.pgtypes import sane_epoch, show, storable_text
 
 SOURCE = "x"
 SEARCH_RECENT = "/2/tweets/search/recent"
@@ -176,7 +178,7 @@ def search_info(body: bytes | str) -> SearchInfo:
     """
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         snippet = (body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")).strip()
         raise MalformedPageError(f"body is not JSON ({exc}); starts with {snippet!r}") from None
     if not isinstance(doc, dict):
@@ -197,7 +199,12 @@ def search_info(body: bytes | str) -> SearchInfo:
         raise MalformedPageError(f"data is {type(data).__name__}, expected a list of tweets")
     token = meta.get("next_token")
     if token is not None and (not isinstance(token, str) or not token):
-        raise MalformedPageError(f"meta.next_token is {token!r}, expected a non-empty string")
+        raise MalformedPageError(f"meta.next_token is {show(token)}, expected a non-empty string")
+    if token is not None:
+        try:
+            check_key("meta.next_token", token)  # stored as the page's cursor
+        except ItemError as exc:
+            raise MalformedPageError(f"meta.next_token cannot be stored as a cursor: {exc}") from None
     includes = doc.get("includes", {})
     if not isinstance(includes, dict):
         raise MalformedPageError(f"includes is {type(includes).__name__}, expected an object")
@@ -224,10 +231,15 @@ def _tweet_id(tweet: dict[str, Any]) -> str:
 
 def snowflake_time(tweet_id: str) -> datetime | None:
     """The creation time encoded in a snowflake tweet id (every id since November 2010), else None."""
+    if len(tweet_id) > 25:  # far beyond any snowflake (ids have 19 digits); int() of a huge one would fail
+        return None
     number = int(tweet_id)
     if number < _SNOWFLAKE_MIN_ID:
         return None
-    return datetime.fromtimestamp(((number >> 22) + _SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+    seconds = ((number >> 22) + _SNOWFLAKE_EPOCH_MS) / 1000
+    if sane_epoch(seconds) is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _created_at(tweet: dict[str, Any], tweet_id: str, now: datetime) -> datetime:
@@ -272,8 +284,12 @@ def _handle_free(url: str | None) -> str | None:
     other x.com / twitter.com links (profiles...) are dropped (None)."""
     if not url:
         return None
-    parts = urlsplit(url)
-    if (parts.hostname or "").removeprefix("www.").removeprefix("mobile.") not in _X_HOSTS:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # not a URL (an unclosed IPv6 host...): names no X account, kept as text
+        return url
+    if host.removeprefix("www.").removeprefix("mobile.") not in _X_HOSTS:
         return url
     status = _STATUS_PATH.match(parts.path)
     return f"https://x.com/i/web/status/{status.group(1)}" if status else None
@@ -360,9 +376,10 @@ def parse_page(
     """Yield ``(item_index, Document | Rejected)`` for every tweet of a stored recent-search page."""
     info = search_info(page.body)
     channel = channel_of(page.stream)
+    checked = checked_pseudonymizer(pseudonymize)
     for index, tweet in enumerate(info.tweets):
         try:
-            yield index, parse_item(tweet, info.users, channel, pseudonymize, now)
+            yield index, parse_item(tweet, info.users, channel, checked, now)
         except ItemError as exc:
             yield (
                 index,
@@ -388,8 +405,13 @@ def _scrub(tweet: Any, pseudonymize: Callable[[str | None], str | None]) -> Any:
     mentions = tweet["entities"].get("mentions")
     if not isinstance(mentions, list):
         return tweet
-    out = copy.deepcopy(tweet)
-    for mention in out["entities"]["mentions"]:
-        if isinstance(mention, dict) and isinstance(mention.get("id"), str):
-            mention["id"] = pseudonymize(mention["id"])
+    # A shallow copy down to the mentions (a deep copy of a hostile, deeply nested tweet would overflow).
+    out = dict(tweet)
+    out["entities"] = dict(tweet["entities"])
+    out["entities"]["mentions"] = [
+        {**m, "id": pseudonymize(storable_text(m["id"]))}
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+        else m
+        for m in mentions
+    ]
     return out

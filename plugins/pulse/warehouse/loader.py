@@ -2,12 +2,19 @@
 
 The path of a batch of documents (``upsert_documents``):
 
-1. **Prepare** each row in Python: values PostgreSQL would reject are cleaned (lone surrogates become U+FFFD)
-   or the row is rejected with a reason (NUL bytes, timestamps outside 1970-2100, integers that do not fit,
-   keys too long for an index), so one bad row never fails a batch. Rejections go back to the caller, who
-   quarantines them.
+1. **Prepare** each row in Python: every value is checked against what PostgreSQL accepts by
+   :mod:`pulse.warehouse.pgtypes` (the one place that knows); a value it would refuse or change (NUL bytes,
+   lone surrogates, timestamps outside 1970-2100, fractions or overflows in integer columns, NaN in JSON, keys
+   too long for an index) rejects the row with a reason, so one bad row never fails a batch and nothing is
+   changed silently. Rejections go back to the caller, who quarantines them.
 2. **Deduplicate** by ``(source, external_id)`` keeping the copy from the newest raw page
    (``ON CONFLICT DO UPDATE`` refuses a batch that holds a key twice).
+   **One item, one row:** the key of ``core.documents`` holds ``created_at`` (the partition column), yet a
+   source may re-deliver an item with another creation time (NewsAPI moves ``publishedAt``). The row keeps
+   the creation time the warehouse saw *first* (the oldest raw page of the batch, or the row already
+   stored); the re-delivery updates the row's other fields like any edit, and every other creation time a
+   source reported is recorded in ``quality.created_at_changes`` (never dropped silently). Keeping the first
+   time keeps the row in its partition and its enrichment rows attached.
 3. Make sure the **monthly partitions** the batch needs exist (``ops.ensure_month_partitions``).
 4. **Binary COPY** into a session temp table, then **one** ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``
    that skips rows whose ``content_sha256`` is unchanged (an anti-join, so unchanged rows are neither rewritten
@@ -20,28 +27,27 @@ Fact tables go the same way with text COPY (their volumes are small; their colum
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
-import math
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from pulse.sources.base import FACT_TABLES, Reason
+from pulse.sources.base import FACT_TABLES, document_digest
+from pulse.warehouse import pgtypes
 from pulse.warehouse.partitions import PARTITIONED
+from pulse.warehouse.pgtypes import MAX_EVENT_TIME, MAX_KEY_BYTES, MIN_EVENT_TIME, ItemError, Reason
 
 if TYPE_CHECKING:
     import psycopg
 
     from pulse.sources.base import Document, Fact, Rejected
+
+__all__ = ["MAX_EVENT_TIME", "MAX_KEY_BYTES", "MIN_EVENT_TIME", "RowRejected"]
 
 DOC_COLUMNS = (
     "source",
@@ -82,22 +88,75 @@ _KEY = ("source", "external_id", "created_at")
 _UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in DOC_COLUMNS if c not in _KEY)
 _SELECT = ", ".join(f"s.{c}::jsonb" if c in ("metrics", "payload") else f"s.{c}" for c in DOC_COLUMNS)
 
-#: Event times outside this range are rejected (they would create absurd partitions or are unit errors).
-MIN_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
-#: A B-tree entry is limited to about 2,700 bytes; keys longer than this cannot be indexed.
-MAX_KEY_BYTES = 1_000
-INT4 = (-(2**31), 2**31 - 1)
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+#: What each loaded column holds, as :func:`pulse.warehouse.pgtypes.column_value` checks it (a test compares
+#: this with the database's catalog). ``event_time``: a timestamptz that partitions or keys the table.
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "core.documents": {
+        "source": "key",
+        "external_id": "key",
+        "kind": "text",
+        "channel": "text",
+        "created_at": "event_time",
+        "title": "text",
+        "body": "text",
+        "url": "text",
+        "author_pseudonym": "text",
+        "score": "int4",
+        "metrics": "jsonb",
+        "payload": "jsonb",
+    },
+    "core.market_bars": {
+        "symbol": "key",
+        "market": "key",
+        "interval": "key",
+        "ts": "event_time",
+        "source": "text",
+        "asset_class": "text",
+        "open": "numeric",
+        "high": "numeric",
+        "low": "numeric",
+        "close": "numeric",
+        "volume": "numeric",
+    },
+    "core.weather_observations": {
+        "city": "key",
+        "kind": "key",
+        "valid_at": "event_time",
+        "source": "text",
+        "country": "text",
+        "lat": "float8",
+        "lon": "float8",
+        "issued_at": "timestamptz",
+        "temp_c": "float8",
+        "feels_like_c": "float8",
+        "pressure_hpa": "float8",
+        "humidity_pct": "float8",
+        "wind_speed_ms": "float8",
+        "wind_deg": "float8",
+        "clouds_pct": "float8",
+        "rain_mm": "float8",
+        "condition": "text",
+        "description": "text",
+    },
+    "core.github_repo_snapshots": {
+        "repo": "key",
+        "snapshot_at": "event_time",
+        "source": "text",
+        "stars": "int4",
+        "forks": "int4",
+        "watchers": "int4",
+        "open_issues": "int4",
+        "size_kb": "int4",
+        "language": "text",
+        "pushed_at": "timestamptz",
+    },
+}
 
+#: Text columns take what PostgreSQL takes; how long a source's text may be is the parsers' policy.
+PG_TEXT = pgtypes.PG_MAX_TEXT_BYTES
 
-class RowRejected(ValueError):
-    """A row PostgreSQL would refuse; carries the quarantine reason."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+#: A row PostgreSQL would refuse: the same exception the parsers raise, with its quarantine reason.
+RowRejected = ItemError
 
 
 @dataclass(frozen=True)
@@ -115,6 +174,9 @@ class LoadResult:
     changed: int = 0
     quarantined: int = 0
     rejected: list[RowRejection] = field(default_factory=list)
+    #: Documents whose source reported another creation time than the one their row keeps
+    #: (``quality.created_at_changes``).
+    time_changes: int = 0
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -123,123 +185,14 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 # ------------------------------------------------------------------------------------------------
-# value checks: clean what can be cleaned, reject what cannot
+# rows: every value checked by pulse.warehouse.pgtypes, nothing cleaned
 # ------------------------------------------------------------------------------------------------
 
 
-def clean_text(name: str, value: Any) -> str | None:
-    """A text value PostgreSQL accepts: no NUL byte (rejected), lone surrogates replaced by U+FFFD."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise RowRejected(Reason.BAD_FIELD, f"{name} is {type(value).__name__}, expected text")
-    if "\x00" in value:
-        raise RowRejected(Reason.TEXT_NUL_BYTE, f"{name} contains a NUL byte")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # Pairs of surrogates become their character, lone ones U+FFFD.
-            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return value
-
-
-def check_key(name: str, value: Any) -> str:
-    text = clean_text(name, value)
-    if not text:
-        raise RowRejected(Reason.MISSING_ID, f"{name} is empty")
-    if len(text) > MAX_KEY_BYTES // 4 and len(text.encode("utf-8")) > MAX_KEY_BYTES:
-        raise RowRejected(Reason.BAD_FIELD, f"{name} is longer than {MAX_KEY_BYTES} bytes")
-    return text
-
-
-def check_time(name: str, value: Any, *, required: bool) -> datetime | None:
-    if value is None:
-        if required:
-            raise RowRejected(Reason.BAD_TIMESTAMP, f"{name} is missing")
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise RowRejected(Reason.BAD_TIMESTAMP, f"{name} is {value!r}, expected an aware datetime")
-    if not MIN_EVENT_TIME <= value < MAX_EVENT_TIME:
-        raise RowRejected(Reason.BAD_TIMESTAMP, f"{name} {value.isoformat()} is outside 1970-2100")
-    return value
-
-
-def check_int4(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise RowRejected(Reason.BAD_FIELD, f"{name} is {value!r}, expected an integer")
-    if not INT4[0] <= value <= INT4[1]:
-        raise RowRejected(Reason.NUMBER_OUT_OF_RANGE, f"{name} {value} does not fit a 32-bit integer")
-    return value
-
-
-def _scrub(value: Any) -> Any:
-    """Copy of a JSON-like value: lone surrogates replaced, NaN and infinities null, NUL characters refused."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise RowRejected(Reason.TEXT_NUL_BYTE, "a JSON string contains a NUL character")
-        return clean_text("json", value)
-    if isinstance(value, dict):
-        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # as orjson does on the fast path: JSON has no NaN or infinity
-    return value
-
-
-def to_json(name: str, value: Any) -> str:
-    """Serialise a jsonb value. JSON has no NaN or infinity: those become ``null``. jsonb refuses ``\\u0000``:
-    such values are rejected. Lone surrogates become U+FFFD; integers beyond 64 bits stay exact."""
-    try:
-        data = orjson.dumps(value, default=str, option=_JSON_OPTS)
-    except (orjson.JSONEncodeError, TypeError):
-        data = b""  # lone surrogates or integers beyond 64 bits: take the careful path below
-    else:
-        if b"\\u0000" not in data:
-            return data.decode()
-    # Careful path (rare): a NUL character (jsonb refuses \u0000), a lone surrogate or a big integer.
-    try:
-        return json.dumps(_scrub(value), ensure_ascii=False, default=str, allow_nan=False)
-    except RowRejected as exc:
-        raise RowRejected(exc.reason, f"{name}: {exc.detail}") from None
-    except ValueError as exc:
-        raise RowRejected(Reason.NUMBER_OUT_OF_RANGE, f"{name}: {exc}") from None
-
-
-def content_digest(doc: Document) -> str:
-    """``content_sha256`` of a document: SHA-256 of its loaded fields (not key or lineage) as one JSON array.
-
-    Computed from the values as parsed, before any cleaning, so that deciding "unchanged" needs no validation.
-    """
-    parts = (
-        doc.kind,
-        doc.channel,
-        doc.created_at,
-        doc.title,
-        doc.body,
-        doc.url,
-        doc.author_pseudonym,
-        doc.score,
-        doc.metrics,
-        doc.payload,
-    )
-    try:
-        blob = orjson.dumps(parts, default=str, option=_JSON_OPTS)
-    except (orjson.JSONEncodeError, TypeError):  # lone surrogates, integers beyond 64 bits
-        blob = json.dumps(parts, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(blob).hexdigest()
-
-
 def document_key(doc: Document) -> tuple[str, str, datetime]:
-    """``(source, external_id, created_at)`` checked; raises :class:`RowRejected`."""
+    """``(source, external_id, created_at)`` checked; raises :class:`ItemError`."""
     source, external_id, created_at = doc.source, doc.external_id, doc.created_at
-    # Fast path (nearly every row): short ASCII ids, an aware datetime in range.
+    # Fast path (nearly every row): short ASCII ids, a UTC datetime in range.
     if (
         type(source) is str
         and type(external_id) is str
@@ -250,41 +203,52 @@ def document_key(doc: Document) -> tuple[str, str, datetime]:
         and "\x00" not in external_id
         and "\x00" not in source
         and type(created_at) is datetime
-        and created_at.tzinfo is not None
+        and created_at.tzinfo is UTC
         and MIN_EVENT_TIME <= created_at < MAX_EVENT_TIME
     ):
         return source, external_id, created_at
-    checked = check_time("created_at", created_at, required=True)
-    assert checked is not None
-    return check_key("source", source), check_key("external_id", external_id), checked
+    return (
+        pgtypes.key("source", source),
+        pgtypes.key("external_id", external_id),
+        pgtypes.event_time("created_at", created_at),
+    )
 
 
-def document_row(doc: Document, raw_id: int, dag_run_id: str, digest: str | None = None) -> tuple[Any, ...]:
-    """The row of ``doc`` in ``DOC_COLUMNS`` order (jsonb as text); raises :class:`RowRejected` for values
-    PostgreSQL would refuse."""
-    source, external_id, created_at = document_key(doc)
+def document_row(
+    doc: Document,
+    raw_id: int,
+    dag_run_id: str,
+    digest: str | None = None,
+    created_at: datetime | None = None,
+) -> tuple[Any, ...]:
+    """The row of ``doc`` in ``DOC_COLUMNS`` order (jsonb as text); raises :class:`ItemError` for a value
+    PostgreSQL would refuse or change. ``created_at`` overrides the document's (its first-seen time)."""
+    source, external_id, own_time = document_key(doc)
     return (
         source,
         external_id,
-        clean_text("kind", doc.kind) or "",
-        clean_text("channel", doc.channel),
-        created_at,
-        clean_text("title", doc.title),
-        clean_text("body", doc.body),
-        clean_text("url", doc.url),
-        clean_text("author_pseudonym", doc.author_pseudonym),
-        check_int4("score", doc.score),
-        to_json("metrics", doc.metrics or {}),
-        to_json("payload", doc.payload or {}),
-        digest or content_digest(doc),
+        pgtypes.text("kind", doc.kind, required=True, max_bytes=PG_TEXT),
+        pgtypes.text("channel", doc.channel, max_bytes=PG_TEXT),
+        own_time if created_at is None else pgtypes.event_time("created_at", created_at),
+        pgtypes.text("title", doc.title, max_bytes=PG_TEXT),
+        pgtypes.text("body", doc.body, max_bytes=PG_TEXT),
+        pgtypes.text("url", doc.url, max_bytes=PG_TEXT),
+        pgtypes.text("author_pseudonym", doc.author_pseudonym, max_bytes=PG_TEXT),
+        pgtypes.integer("score", doc.score),
+        pgtypes.json_text("metrics", doc.metrics or {}),
+        pgtypes.json_text("payload", doc.payload or {}),
+        digest or document_digest(doc, created_at),
         raw_id,
         dag_run_id,
     )
 
 
-def document_hash(doc: Document) -> str:
-    """The ``content_sha256`` the loader stores for ``doc``."""
-    return content_digest(doc)
+def content_digest(doc: Document) -> str:
+    """``content_sha256`` of a document (see :func:`pulse.sources.base.document_digest`)."""
+    return document_digest(doc)
+
+
+document_hash = content_digest
 
 
 # ------------------------------------------------------------------------------------------------
@@ -429,8 +393,10 @@ def _upsert_documents(
 ) -> LoadResult:
     result = LoadResult()
     cold = archived_months(conn, "core.documents")
-    # Pass 1: keys only; the newest copy (highest raw page id) of each key wins.
-    latest: dict[tuple[str, str], tuple[int, int, datetime]] = {}
+    # Pass 1: keys only. The newest copy (highest raw page id) of each item gives its content; the oldest
+    # copy its creation time (the first one seen). Copies that report other creation times are kept aside
+    # to be recorded.
+    latest: dict[tuple[str, str], _Entry] = {}
     for position, (doc, raw_id) in enumerate(docs):
         try:
             source, external_id, created_at = document_key(doc)
@@ -440,13 +406,16 @@ def _upsert_documents(
             result.rejected.append(RowRejection(position, exc.reason, exc.detail))
             continue
         seen = latest.get((source, external_id))
-        if seen is None or seen[1] <= raw_id:
-            latest[(source, external_id)] = (position, raw_id, created_at)
+        if seen is None:
+            latest[(source, external_id)] = _Entry(position, raw_id, created_at, raw_id)
+        else:
+            seen.add(position, raw_id, created_at)
     if not latest:
         return result
     partitions = PartitionCache(conn)
     _ensure_stages(conn)
-    winners = [(key, *value) for key, value in latest.items()]  # input order: memory and index locality
+    # Input order: memory and index locality.
+    winners = [(key, e.position, e.raw_id, e.created_at, e.reported) for key, e in latest.items()]
     batches = list(_batches(winners, batch_size))
     # Content hashes are computed on a helper thread, batch by batch, while this thread waits for the
     # database (the GIL is free then): on a re-load of unchanged rows that halves the wall time.
@@ -460,12 +429,47 @@ def _upsert_documents(
     return result
 
 
+class _Entry:
+    """Pass 1's view of one item: the copy that wins (newest page), the creation time it keeps (that of the
+    oldest page) and the other creation times its copies reported (``{time: newest page reporting it}``)."""
+
+    __slots__ = ("created_at", "first_raw", "position", "raw_id", "reported")
+
+    def __init__(self, position: int, raw_id: int, created_at: datetime, first_raw: int) -> None:
+        self.position = position
+        self.raw_id = raw_id
+        self.created_at = created_at
+        self.first_raw = first_raw
+        self.reported: dict[datetime, int] | None = None
+
+    def add(self, position: int, raw_id: int, created_at: datetime) -> None:
+        if self.raw_id <= raw_id:
+            self.position, self.raw_id = position, raw_id
+        if created_at == self.created_at:
+            if raw_id < self.first_raw:
+                self.first_raw = raw_id
+            return
+        reported = self.reported if self.reported is not None else {}
+        if (
+            raw_id < self.first_raw
+        ):  # an older page: its time is the first seen, the kept one becomes reported
+            reported[self.created_at] = max(reported.get(self.created_at, 0), self.first_raw)
+            reported.pop(created_at, None)
+            self.created_at, self.first_raw = created_at, raw_id
+        else:
+            reported[created_at] = max(reported.get(created_at, 0), raw_id)
+        self.reported = reported
+
+
 #: Keys are probed in chunks of this size, so that hashing one chunk overlaps probing the next.
 PROBE_CHUNK = 25_000
 
 
 def _digests(docs: Sequence[tuple[Document, int]], batch: Sequence[Any], start: int, size: int) -> list[str]:
-    return [content_digest(docs[position][0]) for _, position, _, _ in batch[start : start + size]]
+    return [
+        document_digest(docs[position][0], created_at)
+        for _, position, _, created_at, _ in batch[start : start + size]
+    ]
 
 
 class _Digests:
@@ -495,24 +499,29 @@ def _load_batch(
     result: LoadResult,
 ) -> None:
     """One batch, one transaction (see :func:`upsert_documents`)."""
-    refused = 0
+    refused: set[int] = set()
+    #: Rows whose item is already stored under another creation time: that time, and the row's hash.
+    kept: dict[int, tuple[datetime, str]] = {}
 
     def build(i: int) -> tuple[Any, ...] | None:
-        nonlocal refused
-        _, position, raw_id, _ = batch[i]
+        _, position, raw_id, created_at, _ = batch[i]
+        doc = docs[position][0]
         try:
-            return document_row(docs[position][0], raw_id, dag_run_id, digests.all()[i])
+            if i in kept:
+                return document_row(doc, raw_id, dag_run_id, _digest_at(doc, kept[i][0]), kept[i][0])
+            return document_row(doc, raw_id, dag_run_id, digests.all()[i], created_at)
         except RowRejected as exc:
             result.rejected.append(RowRejection(position, exc.reason, exc.detail))
-            refused += 1
+            refused.add(i)
             return None
 
     with conn.transaction(), conn.cursor() as cur:
-        _lock_sources(conn, (key[0] for key, *_ in batch))
-        times = [created_at for *_, created_at in batch]
+        sources = sorted({key[0] for key, *_ in batch})
+        _lock_sources(conn, sources)
+        times = [entry[3] for entry in batch]
         occupied = cur.execute(
             "SELECT EXISTS (SELECT 1 FROM core.documents WHERE source = ANY(%s) AND created_at BETWEEN %s AND %s)",
-            (sorted({key[0] for key, *_ in batch}), min(times), max(times)),
+            (sources, min(times), max(times)),
         ).fetchone()
         stored: dict[int, str] = {}
         changed_keys: list[int] = []
@@ -523,14 +532,17 @@ def _load_batch(
             in_range = cur.execute(
                 "SELECT source, external_id, created_at, content_sha256 FROM core.documents"
                 " WHERE source = ANY(%s) AND created_at BETWEEN %s AND %s LIMIT %s",
-                (sorted({key[0] for key, *_ in batch}), min(times), max(times), 2 * len(batch) + 1),
+                (sources, min(times), max(times), 2 * len(batch) + 1),
             ).fetchall()
             if len(in_range) > 2 * len(batch):
                 in_range = None
+        # The stage has no statistics; keep the planner from sort-merging or hashing the whole table.
+        cur.execute("SET LOCAL enable_mergejoin = off")
+        cur.execute("SET LOCAL enable_hashjoin = off")
         if in_range is not None:
             held = {(s, e, c): h for s, e, c, h in in_range}
             fresh_all = digests.all()
-            for i, ((source, external_id), _, _, created_at) in enumerate(batch):
+            for i, ((source, external_id), _, _, created_at, _) in enumerate(batch):
                 old = held.get((source, external_id, created_at))
                 if old is not None:
                     stored[i] = old
@@ -538,29 +550,30 @@ def _load_batch(
                         changed_keys.append(i)
         elif occupied and occupied[0]:
             # Which keys exist, with their stored hash: one primary-key probe per key, pruned to the key's
-            # partition. The stage has no statistics; keep the planner from sort-merging the whole table.
-            cur.execute("SET LOCAL enable_mergejoin = off")
-            cur.execute("SET LOCAL enable_hashjoin = off")
+            # partition.
             for start in range(0, len(batch), PROBE_CHUNK):
-                with cur.copy("COPY pg_temp.pulse_stage_keys FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["int4", "text", "text", "timestamptz"])
-                    for i in range(start, min(start + PROBE_CHUNK, len(batch))):
-                        (source, external_id), _, _, created_at = batch[i]
-                        copy.write_row((i, source, external_id, created_at))
-                found = cur.execute(
-                    """
-                    SELECT k.i, e.content_sha256 FROM pg_temp.pulse_stage_keys k
-                      JOIN core.documents e
-                        ON e.source = k.source AND e.external_id = k.external_id AND e.created_at = k.created_at
-                     WHERE k.i >= %s
-                    """,
-                    (start,),
-                ).fetchall()
+                found = _probe(cur, batch, range(start, min(start + PROBE_CHUNK, len(batch))), _PROBE_EXACT)
                 # Unchanged rows need nothing more; the next chunk's hashes are computed meanwhile.
                 fresh = digests.chunk(start)
-                stored.update(found)
-                changed_keys += [i for i, old in found if fresh[i - start] != old]
-        # (Otherwise the table holds nothing of these sources in the batch's time range: every key is new.)
+                stored.update((i, old) for i, _, old in found)
+                changed_keys += [i for i, _, old in found if fresh[i - start] != old]
+        # Keys not stored as they are may be stored under another creation time (a source moved it): the row
+        # keeps its time. Asked only when the table holds anything of these sources.
+        new = [i for i in range(len(batch)) if i not in stored]
+        if new and (
+            (occupied and occupied[0])
+            or cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM core.documents WHERE source = ANY(%s))", (sources,)
+            ).fetchone()[0]
+        ):
+            for start in range(0, len(new), PROBE_CHUNK):
+                for i, created_at, old in _probe(cur, batch, new[start : start + PROBE_CHUNK], _PROBE_MOVED):
+                    kept[i] = (created_at, old)
+                    stored[i] = old
+                    position = batch[i][1]
+                    if _digest_at(docs[position][0], created_at) != old:
+                        changed_keys.append(i)
+        times = [kept[i][0] if i in kept else entry[3] for i, entry in enumerate(batch)]
         partitions.ensure("core.documents", times)
         if len(stored) < len(batch):
             # New keys: straight into the table with a binary COPY.
@@ -580,7 +593,79 @@ def _load_batch(
                     copy.write_row(row)
             cur.execute(_APPLY_CHANGED)
             result.changed += max(cur.rowcount, 0)
-        result.loaded += len(batch) - refused
+        result.time_changes += _record_time_changes(cur, batch, kept, refused, times, dag_run_id)
+        result.loaded += len(batch) - len(refused)
+
+
+def _digest_at(doc: Document, created_at: datetime) -> str:
+    return document_digest(doc, created_at)
+
+
+_PROBE_EXACT = """
+    SELECT k.i, k.created_at, e.content_sha256 FROM pg_temp.pulse_stage_keys k
+      JOIN core.documents e
+        ON e.source = k.source AND e.external_id = k.external_id AND e.created_at = k.created_at
+"""
+#: The row of an item stored under another creation time (at most one: the loader keeps one row per item;
+#: migration 0011 removed older duplicates). Probes every partition's primary key by its (source, external_id)
+#: prefix.
+_PROBE_MOVED = """
+    SELECT k.i, e.created_at, e.content_sha256 FROM pg_temp.pulse_stage_keys k
+      JOIN core.documents e ON e.source = k.source AND e.external_id = k.external_id
+"""
+
+
+def _probe(
+    cur: Any, batch: Sequence[Any], rows: Sequence[int], query: str
+) -> list[tuple[int, datetime, str]]:
+    """Put the keys of ``rows`` of ``batch`` (alone) into the key stage and run ``query`` on them."""
+    cur.execute("TRUNCATE pg_temp.pulse_stage_keys")
+    with cur.copy("COPY pg_temp.pulse_stage_keys FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "text", "text", "timestamptz"])
+        for i in rows:
+            (source, external_id), _, _, created_at, _ = batch[i]
+            copy.write_row((i, source, external_id, created_at))
+    return cur.execute(query).fetchall()
+
+
+def _record_time_changes(
+    cur: Any,
+    batch: Sequence[Any],
+    kept: dict[int, tuple[datetime, str]],
+    refused: set[int],
+    times: Sequence[datetime],
+    dag_run_id: str,
+) -> int:
+    """Record in ``quality.created_at_changes`` every creation time a source reported for an item other than
+    the one its row keeps; returns how many items had one."""
+    rows = []
+    items = 0
+    for i, ((source, external_id), _, raw_id, created_at, reported) in enumerate(batch):
+        if i in refused or (i not in kept and not reported):
+            continue
+        keep = times[i]
+        others = dict(reported or {})
+        if i in kept:
+            others[created_at] = max(others.get(created_at, 0), raw_id)
+        others.pop(keep, None)
+        if others:
+            items += 1
+            rows += [(source, external_id, keep, t, page, dag_run_id) for t, page in others.items()]
+    if rows:
+        cur.executemany(
+            """
+            INSERT INTO quality.created_at_changes AS c
+                (source, external_id, kept_created_at, reported_created_at, raw_response_id, dag_run_id)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (source, external_id, reported_created_at) DO UPDATE SET
+                kept_created_at = EXCLUDED.kept_created_at, raw_response_id = EXCLUDED.raw_response_id,
+                dag_run_id = EXCLUDED.dag_run_id, last_reported_at = now()
+             WHERE (c.kept_created_at, c.raw_response_id)
+                   IS DISTINCT FROM (EXCLUDED.kept_created_at, EXCLUDED.raw_response_id)
+            """,
+            rows,
+        )
+    return items
 
 
 _COPY_TARGET = f"COPY core.documents ({', '.join(DOC_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -608,38 +693,13 @@ def _ensure_stages(conn: psycopg.Connection[Any]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _fact_value(table: str, column: str, value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(column, value)
-    if isinstance(value, datetime):
-        return check_time(column, value, required=False)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if column in _INT_COLUMNS.get(table, ()):
-            return check_int4(column, value)
-        return value
-    if isinstance(value, float | Decimal):
-        if not math.isfinite(value):
-            raise RowRejected(Reason.NUMBER_OUT_OF_RANGE, f"{column} is {value}")
-        return value
-    return value
-
-
-#: Integer (int4) columns of the fact tables; the rest of the numbers are numeric or double precision.
-_INT_COLUMNS: dict[str, frozenset[str]] = {
-    "core.github_repo_snapshots": frozenset({"stars", "forks", "watchers", "open_issues", "size_kb"}),
-}
-
-
 def fact_row(fact: Fact, raw_id: int, dag_run_id: str) -> tuple[Any, ...]:
+    """The row of ``fact`` (key columns, value columns, hash, lineage); every value checked by its column's
+    type (:data:`COLUMN_TYPES`); raises :class:`ItemError`."""
     keys, values = FACT_TABLES[fact.table]
-    out = []
-    for column in (*keys, *values):
-        value = _fact_value(fact.table, column, fact.values.get(column))
-        if column in keys and isinstance(value, str):
-            value = check_key(column, value)
-        out.append(value)
+    types = COLUMN_TYPES[fact.table]
+    get = fact.values.get
+    out = [pgtypes.column_value(types[column], column, get(column)) for column in (*keys, *values)]
     return (*out, fact.content_hash(), raw_id, dag_run_id)
 
 
@@ -725,8 +785,12 @@ class ParsedBatch:
     fact_refs: list[Any] = field(default_factory=list)
     rejected: list[tuple[Rejected, int]] = field(default_factory=list)
     rejected_refs: list[Any] = field(default_factory=list)
+    #: How often each content key (items without an id) was seen per raw page.
+    _content_keys: dict[tuple[int, str], int] = field(default_factory=dict, repr=False)
 
     def add(self, out: Any, raw_id: int, ref: Any) -> None:
+        from dataclasses import replace
+
         from pulse.sources.base import Document, Fact
 
         if isinstance(out, Document):
@@ -736,6 +800,13 @@ class ParsedBatch:
             self.facts.append((out, raw_id))
             self.fact_refs.append(ref)
         else:
+            if not out.external_id and out.item_key.startswith("sha256:"):
+                # Items without an id are keyed by their content; two equal ones in one page are two items
+                # (two quarantine rows), the same one on two pages (a repeat across pages) is one.
+                seen = self._content_keys.get((raw_id, out.item_key), 0) + 1
+                self._content_keys[(raw_id, out.item_key)] = seen
+                if seen > 1:
+                    out = replace(out, item_key=f"{out.item_key}#{seen}")
             self.rejected.append((out, raw_id))
             self.rejected_refs.append(ref)
 
@@ -766,16 +837,19 @@ class ParsedBatch:
 
 
 def load_refusal(item_index: int, refusal: RowRejection, external_id: str | None, record: Any) -> Rejected:
-    """The quarantine record of a parsed row the loader refused (``record``: its Document or Fact)."""
-    from dataclasses import asdict
+    """The quarantine record of a parsed row the loader refused (``record``: its Document or Fact), keyed by
+    the document's id or the fact's table key (each snapshot, bar or observation its own row)."""
+    from dataclasses import fields
 
-    from pulse.sources.base import Rejected
+    from pulse.sources.base import Fact, Rejected, content_key
 
-    item = asdict(record)
-    key = external_id
-    if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        canonical = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
-        key = "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    item = {f.name: getattr(record, f.name) for f in fields(record)}  # shallow: storable_json copies it
+    if isinstance(record, Fact):
+        key = "|".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in record.key())
+    elif isinstance(external_id, str) and external_id:
+        key = external_id
+    else:
+        key = "sha256:" + content_key(item)
     return Rejected(item_index, refusal.reason, refusal.detail, external_id, item, key)
 
 
@@ -787,13 +861,15 @@ def quarantine(
 ) -> int:
     """Record ``(rejected item, raw_response_id)`` pairs, one row per item however often it is fetched.
 
+    Whatever an item holds, its row is written: key, id, detail and item are escaped where PostgreSQL cannot
+    hold a value (:func:`pulse.warehouse.pgtypes.storable_key` and friends), never dropped.
     Returns the number of distinct items quarantined by this call.
     """
     if not rejected:
         return 0
     latest: dict[str, tuple[Rejected, int]] = {}
     for rej, raw_id in rejected:
-        latest[rej.item_key] = (rej, raw_id)
+        latest[pgtypes.storable_key(rej.item_key)] = (rej, raw_id)
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             """
@@ -810,50 +886,19 @@ def quarantine(
             [
                 (
                     source,
-                    _safe_key(key),
-                    _safe_key(rej.external_id) if rej.external_id else None,
+                    key,
+                    pgtypes.storable_key(rej.external_id) if isinstance(rej.external_id, str) else None,
                     raw_id,
                     rej.item_index,
                     str(rej.reason),
-                    _safe_text(rej.detail),
-                    _safe_json(rej.item),
+                    pgtypes.storable_text(rej.detail),
+                    pgtypes.storable_json(rej.item),
                     dag_run_id,
                 )
                 for key, (rej, raw_id) in latest.items()
             ],
         )
     return len(latest)
-
-
-def _safe_text(value: str | None) -> str | None:
-    """Quarantine must never fail on the values it exists to hold: NUL removed, surrogates replaced."""
-    if value is None:
-        return None
-    return clean_text("text", value.replace("\x00", "\\0"))
-
-
-def _safe_key(value: str) -> str:
-    text = _safe_text(value) or ""
-    if len(text.encode("utf-8")) > MAX_KEY_BYTES:
-        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return text
-
-
-def _safe_json(item: Any) -> str:
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            return _safe_text(value)
-        if isinstance(value, dict):
-            return {scrub(str(k)): scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [scrub(v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
-            return str(value)
-        return value
-
-    return json.dumps(scrub(item), ensure_ascii=False, default=str, allow_nan=False)
 
 
 def resolve_quarantined(conn: psycopg.Connection[Any], source: str, external_ids: Sequence[str]) -> int:
@@ -866,6 +911,6 @@ def resolve_quarantined(conn: psycopg.Connection[Any], source: str, external_ids
             UPDATE quality.quarantine SET resolved_at = now(), resolution = 'loaded_later'
             WHERE source = %s AND item_key = ANY(%s) AND resolved_at IS NULL
             """,
-            (source, list(external_ids)),
+            (source, [pgtypes.storable_key(i) for i in external_ids if isinstance(i, str) and i]),
         )
     return cur.rowcount
