@@ -5,6 +5,8 @@ Once a day (08:00 UTC) posts one message to the `slack_failures` connection summ
 24 hours from `ops.alert_events`: counts per route and kind, how many were held back as repeats by the
 deduplication window (`PULSE_ALERT_DEDUP_MINUTES`), and the most repeated alerts. A quiet day says so.
 
+**Params**: none; a run triggered with conf fails at once, without retries, naming the keys (`pulse/params.py`).
+
 Optional: pause this DAG to turn the digest off; alerts themselves do not depend on it.
 """
 
@@ -35,8 +37,10 @@ with DAG(
         from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
         from pulse.alerts import ROUTES, digest_text
+        from pulse.params import validate_context
         from pulse.warehouse.db import connect
 
+        validate_context("none", context)  # it takes no params: conf keys fail the run at once
         with connect() as conn:
             # The database clock: alert events are stamped with it.
             until = conn.execute("SELECT now()").fetchone()[0]

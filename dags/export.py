@@ -24,7 +24,9 @@ with a `manifest.json` written last, and sends a signed (HMAC-SHA256) webhook to
 **Params** (manual runs): `day` (`YYYY-MM-DD`) re-exports that day: the same paths are overwritten, the
 `ops.exports` row is replaced, subscribers are notified again (same delivery id if the files did not
 change). A day that is not fully published fails the run, naming the sources and their horizons. `marts`
-limits the run to some marts (null: all).
+limits the run to some marts (null: all). `day` must be a real date from 2000-01-01 and before today (UTC);
+`marts` a list of distinct mart names. A bad value, or a param this DAG does not have, fails the run at once,
+without retries, naming the param (`pulse/params.py`).
 
 **Triage**: `SELECT * FROM ops.exports ORDER BY exported_at DESC`;
 `SELECT * FROM ops.webhook_deliveries WHERE NOT ok ORDER BY id DESC`; `SELECT * FROM analytics.publication`
@@ -35,9 +37,10 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.params import dag_params
 
 with DAG(
     dag_id="export",
@@ -50,20 +53,7 @@ with DAG(
     tags=["export"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(hours=1)),
-    params={
-        "day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Re-export this UTC day (YYYY-MM-DD); empty: the days due since the last export",
-        ),
-        "marts": Param(
-            None,
-            type=["null", "array"],
-            items={"type": "string"},
-            description="Only these marts (daily_volume, daily_sentiment, entity_mentions_daily); empty: all",
-        ),
-    },
+    params=dag_params("export"),
 ):
 
     @task
@@ -72,7 +62,9 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException
 
         from pulse.export.run import ExportRunError, run_export
+        from pulse.params import validate_context
 
+        validate_context("export", {**context, "params": params})  # BadParam: fails at once, naming the param
         try:
             return run_export(params, context)
         except ExportRunError as exc:

@@ -20,6 +20,13 @@ whole history. A window older than the daily series' reach is recorded as a `bey
 `ops.coverage` instead of being fetched; when the source's budget (25 calls/day, `pulse.budget`) runs out the
 run ends cleanly and the streams left are recorded as `budget_exhausted` gaps.
 
+**Params** (manual runs): `window_start`, `window_end`: UTC date-times with a zone (`2026-11-28T11:00:00Z`),
+both or neither, start before end, at most 31 days, from 2000-01-01, ending at most a day after now
+(`pulse/params.py`). A bad value, or a param this DAG does not have, fails the run at once, without retries,
+naming the param; it does not count against the source's circuit breaker. While the breaker is open (3 failed
+runs in a row by default), `extract` and `load` show as **skipped** and the run itself as success (Airflow has
+no skipped run state): look at the task states, and `SELECT * FROM quality.source_health`.
+
 **Triage**: Alpha Vantage answers errors with HTTP 200. "rejected the API key" means the `alphavantage_default`
 connection's password is wrong (no retries). "daily request quota ... is spent" means the key's 25 calls/day are
 used up (no retries: rerun tomorrow or use a premium key). "refused ... Check the symbol" names a bad symbol in
@@ -33,19 +40,20 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from pulse.assets import MARKET_BARS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.operators.load import LoadRawToCoreOperator
+from pulse.params import dag_params
 
 with DAG(
     dag_id="ingest_alphavantage",
-    doc_md=__doc__,
+    doc_md=ingest_doc(__doc__),
     schedule=CronTriggerTimetable("30 22 * * 1-5", timezone="UTC", interval=timedelta(days=1)),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # one run at a time: the free key has 25 calls a day
     default_args=default_args(),
-    params=window_params(),
+    params=dag_params("ingest"),
     tags=["ingest", "alphavantage"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(hours=2)),

@@ -20,6 +20,13 @@ repository's 300 events may not even cover the window: a `listing_cap` gap); iss
 `since` (with their state as of the run, not as of the window); repository counters exist only now, so
 snapshots of a window more than 6 hours old are gaps, not fetched.
 
+**Params** (manual runs): `window_start`, `window_end`: UTC date-times with a zone (`2026-11-28T11:00:00Z`),
+both or neither, start before end, at most 31 days, from 2000-01-01, ending at most a day after now
+(`pulse/params.py`). A bad value, or a param this DAG does not have, fails the run at once, without retries,
+naming the param; it does not count against the source's circuit breaker. While the breaker is open (3 failed
+runs in a row by default), `extract` and `load` show as **skipped** and the run itself as success (Airflow has
+no skipped run state): look at the task states, and `SELECT * FROM quality.source_health`.
+
 **Triage**: 401 means the `github_default` connection's token (password) is wrong or expired; a plain 403
 means it may not read the repository (no retries either way). 403/429 with `x-ratelimit-remaining: 0` waits
 for `x-ratelimit-reset`, a secondary limit for `retry-after`; repeated limits or 5xx come from GitHub and the
@@ -33,19 +40,20 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from pulse.assets import CORE_DOCUMENTS, GITHUB_REPO_SNAPSHOTS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.operators.load import LoadRawToCoreOperator
+from pulse.params import dag_params
 
 with DAG(
     dag_id="ingest_github",
-    doc_md=__doc__,
+    doc_md=ingest_doc(__doc__),
     schedule=CronTriggerTimetable("40 * * * *", timezone="UTC", interval=timedelta(hours=1)),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
     default_args=default_args(),
-    params=window_params(),
+    params=dag_params("ingest"),
     tags=["ingest", "github"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=45)),

@@ -17,6 +17,13 @@ also appear with a 24-hour delay); `/v2/top-headlines` is current only (3 hours 
 reach is not fetched: it is recorded as a `beyond_reach` gap in `ops.coverage`. Should NewsAPI still refuse
 a window as too old (HTTP 400), the stream ends with a warning and that answer is kept in raw.
 
+**Params** (manual runs): `window_start`, `window_end`: UTC date-times with a zone (`2026-11-28T11:00:00Z`),
+both or neither, start before end, at most 31 days, from 2000-01-01, ending at most a day after now
+(`pulse/params.py`). A bad value, or a param this DAG does not have, fails the run at once, without retries,
+naming the param; it does not count against the source's circuit breaker. While the breaker is open (3 failed
+runs in a row by default), `extract` and `load` show as **skipped** and the run itself as success (Airflow has
+no skipped run state): look at the task states, and `SELECT * FROM quality.source_health`.
+
 **Triage**: 401/403 means the `newsapi_default` connection's password (the API key) is wrong (no retries).
 429 `rateLimited` means the plan's daily quota (100 requests on the Developer plan) is spent; the task waits
 and retries, then fails. HTTP 426 `maximumResultsReached` is not an error: the plan serves at most 100
@@ -30,19 +37,20 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from pulse.assets import CORE_DOCUMENTS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.operators.load import LoadRawToCoreOperator
+from pulse.params import dag_params
 
 with DAG(
     dag_id="ingest_newsapi",
-    doc_md=__doc__,
+    doc_md=ingest_doc(__doc__),
     schedule=CronTriggerTimetable("20 * * * *", timezone="UTC", interval=timedelta(hours=1)),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
     default_args=default_args(),
-    params=window_params(),
+    params=dag_params("ingest"),
     tags=["ingest", "newsapi"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=45)),

@@ -16,6 +16,13 @@ before it was triggered; set `window_start` and `window_end` to pick one. Both e
 present: a window (or the part of one) that ended more than 2 hours ago is beyond reach, so the run fetches
 nothing for it and records a `beyond_reach` gap in `ops.coverage` (a backfill succeeds with no rows).
 
+**Params** (manual runs): `window_start`, `window_end`: UTC date-times with a zone (`2026-11-28T11:00:00Z`),
+both or neither, start before end, at most 31 days, from 2000-01-01, ending at most a day after now
+(`pulse/params.py`). A bad value, or a param this DAG does not have, fails the run at once, without retries,
+naming the param; it does not count against the source's circuit breaker. While the breaker is open (3 failed
+runs in a row by default), `extract` and `load` show as **skipped** and the run itself as success (Airflow has
+no skipped run state): look at the task states, and `SELECT * FROM quality.source_health`.
+
 **Triage**: 401/403 means the API key in the `openweathermap_default` connection (password) is wrong or not
 yet active (new keys take up to 2 hours); no retries. 429 means the plan's quota (60 calls/min on the free
 plan) is spent; 5xx come from OpenWeatherMap; the task retries both with backoff. See `ops.ingest_runs` for
@@ -28,19 +35,20 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from pulse.assets import WEATHER_OBSERVATIONS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, window_params
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.operators.load import LoadRawToCoreOperator
+from pulse.params import dag_params
 
 with DAG(
     dag_id="ingest_openweathermap",
-    doc_md=__doc__,
+    doc_md=ingest_doc(__doc__),
     schedule=CronTriggerTimetable("5 * * * *", timezone="UTC", interval=timedelta(hours=1)),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
     default_args=default_args(),
-    params=window_params(),
+    params=dag_params("ingest"),
     tags=["ingest", "openweathermap"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=30)),

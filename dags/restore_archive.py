@@ -7,6 +7,10 @@ SHA-256 and row count are checked before anything is written; the rows load in o
 empty partition. The manifest row (`ops.archives`) becomes `restored` and retention leaves the period hot for
 `keep_days`; archiving it again afterwards writes an identical object.
 
+**Params**: `table` (one of the archived tables), `period` (`YYYY-MM-DD`, from 2000-01-01, not in the future; the
+1st of a month except for `raw.api_responses`), `keep_days` (1 to 3,650). A bad value, or a param this DAG does not
+have, fails the run at once, without retries, naming the param (`pulse/params.py`); nothing is written.
+
 `analytics.data_months` lists what is archived and where.
 """
 
@@ -14,9 +18,10 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, task
 
 from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.params import dag_params
 
 with DAG(
     dag_id="restore_archive",
@@ -29,48 +34,24 @@ with DAG(
     tags=["retention"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(hours=2)),
-    params={
-        "table": Param(
-            "core.documents",
-            type="string",
-            enum=[
-                "core.documents",
-                "enriched.document_features",
-                "enriched.entity_mentions",
-                "enriched.places",
-                "core.market_bars",
-                "core.weather_observations",
-                "core.github_repo_snapshots",
-                "raw.api_responses",
-            ],
-            description="The table to restore",
-        ),
-        "period": Param(
-            "2026-01-01",
-            type="string",
-            format="date",
-            description="First day of the period (UTC), YYYY-MM-DD",
-        ),
-        "keep_days": Param(7, type="integer", minimum=1, description="Keep it hot this many days"),
-    },
+    params=dag_params("restore_archive"),
 ):
 
     @task
-    def restore(params: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def restore(**context: Any) -> dict[str, Any]:
         """Load the period back from its archive."""
-        from datetime import date
-
         from airflow.sdk.exceptions import AirflowFailException
 
         from pulse.archive.parquet import ArchiveCorrupt
         from pulse.archive.retention import RetentionError, as_dict, restore_period
+        from pulse.params import validate_context
         from pulse.warehouse.db import connect
 
+        checked = validate_context("restore_archive", context)  # BadParam: fails at once, naming the param
         try:
-            period = date.fromisoformat(str(params["period"]))
             with connect() as conn:
                 done = restore_period(
-                    conn, params["table"], period, int(params["keep_days"]), context["run_id"]
+                    conn, checked["table"], checked["period"], checked["keep_days"], context["run_id"]
                 )
         except (RetentionError, ArchiveCorrupt, ValueError) as exc:
             raise AirflowFailException(str(exc)) from exc

@@ -15,17 +15,20 @@ task (Slack alert).
 `analytics.data_months` shows analysts which months are hot, archived (and where) or restored. Bring a period
 back with the `restore_archive` DAG.
 
-**Params**: `documents_days`, `facts_days`, `raw_days` override the hot period for one run; `dry_run` only lists
-what would be archived.
+**Params**: `documents_days`, `facts_days`, `raw_days` override the hot period for one run (whole days, 1 to
+3,650; empty: `include/retention.yaml`); `dry_run` only lists what would be archived. A bad value, or a param
+this DAG does not have, fails `plan` at once, without retries, naming the param (`pulse/params.py`); nothing is
+archived.
 """
 
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, CronTriggerTimetable, get_current_context, task
 
 from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.params import dag_params
 
 with DAG(
     dag_id="retention",
@@ -38,30 +41,27 @@ with DAG(
     tags=["retention"],
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(hours=3)),
-    params={
-        "documents_days": Param(None, type=["null", "integer"], minimum=1, description="Hot days: documents"),
-        "facts_days": Param(None, type=["null", "integer"], minimum=1, description="Hot days: facts"),
-        "raw_days": Param(None, type=["null", "integer"], minimum=1, description="Hot days: raw pages"),
-        "dry_run": Param(False, type="boolean", description="Only list what would be archived"),
-    },
+    params=dag_params("retention"),
 ):
 
     @task
-    def plan(params: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan(**context: Any) -> list[dict[str, Any]]:
         """The periods older than their hot period, oldest first."""
         from pulse.archive.retention import as_dict, load_policies
         from pulse.archive.retention import plan as plan_units
+        from pulse.params import validate_context
         from pulse.warehouse.db import connect
         from pulse.windows import utcnow
 
+        checked = validate_context("retention", context)  # BadParam: fails at once, naming the param
         hot, policies = load_policies()
         for group in hot:
-            if params.get(f"{group}_days"):
-                hot[group] = int(params[f"{group}_days"])
+            if checked.get(f"{group}_days") is not None:
+                hot[group] = checked[f"{group}_days"]
         with connect() as conn:
             units = plan_units(conn, utcnow(), hot, policies)
         print(f"hot days {hot}: {len(units)} period(s) to archive: {[u.label for u in units]}")
-        return [] if params.get("dry_run") else [as_dict(u) for u in units]
+        return [] if checked["dry_run"] else [as_dict(u) for u in units]
 
     @task(map_index_template="{{ unit_label }}", max_active_tis_per_dag=1)
     def archive(unit: dict[str, Any], **context: Any) -> dict[str, Any]:

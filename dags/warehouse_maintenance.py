@@ -11,6 +11,8 @@ Keeps the warehouse's monthly partitions ready and watches what should stay empt
   table, the row count and the key range. Rows whose time is outside 1970-2100 cannot be moved: the task
   then fails, and they need a person (`SELECT * FROM ops.default_partition_rows()`).
 
+**Params**: none; a run triggered with conf fails at once, without retries, naming the keys (`pulse/params.py`).
+
 **Triage**: a failure of `ensure_partitions` is usually a lock it could not get (a long analyst query on a
 partitioned table); the retry normally succeeds. See docs/warehouse.md for the partitioning scheme.
 """
@@ -37,12 +39,14 @@ with DAG(
 ):
 
     @task
-    def ensure_partitions() -> dict[str, int]:
+    def ensure_partitions(**context: Any) -> dict[str, int]:
         """Create missing monthly partitions up to three months ahead."""
+        from pulse.params import validate_context
         from pulse.warehouse.db import connect
         from pulse.warehouse.partitions import ensure_ahead
         from pulse.windows import utcnow
 
+        validate_context("none", context)  # it takes no params: conf keys fail the run at once
         with connect() as conn:
             return ensure_ahead(conn, utcnow())
 

@@ -4,13 +4,16 @@ After ``failures`` consecutive failed runs a source opens: its runs skip at once
 opens, not one per run). After ``cool_down`` it half-opens: the next run tries; success closes it, failure
 opens it again. One failing source never blocks the others: each source has its own row and its own DAG.
 Settings: ``circuit_breaker: {failures: 3, cool_down_minutes: 60}`` in ``include/sources.yaml``.
+Times (failures, opening, the cool-down) are on the pipeline clock, :func:`pulse.windows.utcnow`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from pulse.windows import utcnow
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,7 +58,7 @@ class Breaker:
 
     def check(self, now: datetime | None = None) -> str:
         """Return ``closed`` or ``half_open``; raise :class:`CircuitOpen` while the cool-down runs."""
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         state, failures, opened_at = self.state()
         if state != "open":
             return state
@@ -74,7 +77,7 @@ class Breaker:
 
     def record_failure(self, error: str, now: datetime | None = None) -> bool:
         """Count a failed run; return True when this failure opens the circuit (time to alert, once)."""
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         with self.conn.transaction():
             row = self.conn.execute(
                 """
@@ -98,7 +101,7 @@ class Breaker:
         return opens
 
     def record_success(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         with self.conn.transaction():
             self.conn.execute(
                 """

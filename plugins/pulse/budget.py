@@ -4,6 +4,7 @@ Each source has one or more limits ``(period in seconds, calls)``; a call is all
 bucket has room, and the check-and-increment is one atomic statement per period inside one transaction, so
 concurrent tasks never overspend. Defaults follow the free plans (SOURCES.md); override them in
 ``include/sources.yaml`` under ``budgets: {<source>: [{per_seconds: N, calls: M}, ...]}``.
+Buckets follow the pipeline clock, :func:`pulse.windows.utcnow`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from pulse.windows import utcnow
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,7 +80,7 @@ class Budget:
         """Spend one call if every period has room; otherwise spend nothing and say how long to wait."""
         import psycopg
 
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         decision = Decision(True)
         with self.conn.transaction():
             for period, calls in self.limits:
@@ -99,7 +102,7 @@ class Budget:
 
     def refund(self, now: datetime | None = None) -> None:
         """Give back one call (acquired for a page that turned out not to be needed)."""
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         with self.conn.transaction():
             for period, _ in self.limits:
                 self.conn.execute(
@@ -109,7 +112,7 @@ class Budget:
                 )
 
     def used(self, now: datetime | None = None) -> dict[int, int]:
-        now = now or datetime.now(tz=UTC)
+        now = now or utcnow()
         out = {}
         for period, _ in self.limits:
             row = self.conn.execute(

@@ -62,6 +62,29 @@ def deadline(interval: timedelta) -> DeadlineAlert:
     )
 
 
+#: What a backfill of an ingest DAG loads; appended to every ingest DAG's docs by :func:`ingest_doc` (README,
+#: "Backfills", says the same). Checked on the live stack with ``POST /api/v2/backfills/dry_run``.
+BACKFILL_DOC = """
+**Backfill** (Trigger → "Run Backfill", `airflow backfill create`, `POST /api/v2/backfills`): Airflow picks the
+runs by their **tick**, the time a scheduled run would have run (its "Run After" and the time in its run id),
+with **both ends of the range included**, and each run loads the window that **ends** at its tick. Hourly
+example: from `21:00` to `02:00` creates `backfill__…T21:00:00+00:00` … `backfill__…T02:00:00+00:00` and loads
+`20:00-21:00` … `01:00-02:00`, that is `[20:00, 02:00)`. To load the windows `[A, B)`, backfill from `A + 1 h`
+to `B`. The dry run (and the dialog's preview) lists *logical dates*, which are the window **starts**
+(`20:00` … `01:00`). "Missing Runs" skips ticks that already have a run; "All Runs" runs them again on the raw
+pages they stored (no new API calls) and leaves the same rows.
+
+A backfill runs up to its own `max_active_runs` (10 by default) at once, whatever the DAG's own; the source's
+pool (`<source>_api`) still caps its calls in flight and its budget (`ops.api_budget`) the calls per period:
+windows left when the budget is spent end as `budget_exhausted` gaps in `ops.coverage` (run them again later).
+"""
+
+
+def ingest_doc(doc: str | None) -> str:
+    """An ingest DAG's ``doc_md``: its own text, then what a backfill of it loads (:data:`BACKFILL_DOC`)."""
+    return (doc or "").rstrip() + "\n" + BACKFILL_DOC
+
+
 def window_params() -> dict[str, Param]:
     """Optional params for a hand-picked window (ISO 8601, UTC); both or neither."""
     return {

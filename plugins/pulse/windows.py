@@ -63,12 +63,11 @@ def _as_utc(value: Any) -> datetime | None:
 
 def resolve_window(context: Any, default: timedelta) -> Window:
     """Return the window a task should fetch, from its Airflow context."""
-    params = context.get("params") or {}
-    p_start, p_end = _as_utc(params.get("window_start")), _as_utc(params.get("window_end"))
-    if p_start or p_end:
-        if not (p_start and p_end):
-            raise ValueError("give both params.window_start and params.window_end, or neither")
-        return Window(p_start, p_end)
+    from pulse.params import ingest_window  # checked like every DAG's params: BadParam fails the run at once
+
+    picked = ingest_window(context.get("params") or {})
+    if picked is not None:
+        return picked
 
     start = _as_utc(context.get("data_interval_start"))
     end = _as_utc(context.get("data_interval_end"))

@@ -142,7 +142,8 @@ def test_circuit_opens_skips_and_closes(
     assert len([t for t in slack.texts() if "Circuit opened" in t]) == 1
 
     # After the cool-down it half-opens; a successful run closes it.
-    db.execute("UPDATE quality.source_health SET opened_at = now() - interval '2 hours'")
+    # (The breaker runs on the pipeline clock, pinned in tests: move the opening back, not to the real now().)
+    db.execute("UPDATE quality.source_health SET opened_at = opened_at - interval '2 hours'")
     dr = dag_test(reddit_dag, run_conf={"window_start": WINDOW[0], "window_end": WINDOW[1]})
     assert dr.state == "success"
     assert db.execute("SELECT state, consecutive_failures FROM quality.source_health").fetchone() == (

@@ -19,6 +19,19 @@ if TYPE_CHECKING:
 MAX_BUDGET_WAIT = timedelta(seconds=90)
 
 
+def is_source_failure(exc: BaseException) -> bool:
+    """Whether a failure says something about the source, so that the circuit breaker counts it.
+
+    HTTP errors, timeouts, malformed pages and rejected credentials do. A user's bad params
+    (:class:`pulse.params.BadParam`) and a bad sources file (:class:`pulse.config.ConfigError`) do not: they
+    fail the run before or without any API call, and opening the circuit would only skip the next good run.
+    """
+    from pulse.config import ConfigError
+    from pulse.params import BadParam
+
+    return not isinstance(exc, BadParam | ConfigError)
+
+
 def is_final_try(context: Any, exc: BaseException) -> bool:
     """True when no retry follows this failure (the run fails), for the circuit breaker's count."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -41,7 +54,12 @@ class SourceGuard:
         self.breaker = Breaker(conn, source, BreakerSettings.from_config(load_all()))
 
     def check(self) -> None:
-        """Skip the run while the source's circuit is open."""
+        """Skip the run while the source's circuit is open.
+
+        ``extract`` becomes a *skipped* task instance and ``load`` follows it (trigger rule ``all_success``), so
+        the grid shows the skip; the DAG run itself ends *success*, as Airflow marks every run whose leaves
+        all succeeded or skipped (it has no skipped run state).
+        """
         from airflow.sdk.exceptions import AirflowSkipException
 
         from pulse.breaker import CircuitOpen
@@ -52,7 +70,8 @@ class SourceGuard:
             raise AirflowSkipException(str(exc)) from exc
 
     def failed(self, context: Any, exc: BaseException) -> None:
-        if not is_final_try(context, exc):
+        """Count the run's failure against the source when it is the source's and no retry follows."""
+        if not is_source_failure(exc) or not is_final_try(context, exc):
             return
         if self.breaker.record_failure(f"{type(exc).__name__}: {exc}"):
             self._alert_open(context, exc)
@@ -93,7 +112,8 @@ class ExtractToRawOperator(BaseOperator):
     for the next quota bucket is slept through, a long one ends the run cleanly with what it has and records
     the rest as a ``budget_exhausted`` gap in ``ops.coverage``. Windows older than the API's reach (the
     parser module's optional ``reach(stream)``) are recorded as ``beyond_reach`` gaps instead of fetched.
-    While the source's circuit breaker is open, the task skips.
+    While the source's circuit breaker is open, the task skips (and so does ``load``). The run's params are
+    checked first (:mod:`pulse.params`): bad ones fail the task at once and never count against the source.
 
     :param source: source name in :data:`pulse.sources.base.SOURCES` (templated).
     :param conn_id: connection to use instead of the one in ``include/sources.yaml`` (templated).
@@ -109,8 +129,11 @@ class ExtractToRawOperator(BaseOperator):
         self.conn_id = conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from pulse.params import validate_context
         from pulse.warehouse.db import connect
 
+        # Bad params fail the run at once (no retry) and before the breaker: they are not the source's fault.
+        validate_context("ingest", context)
         with connect() as conn:
             guard = SourceGuard(conn, self.source)
             guard.check()
@@ -246,6 +269,8 @@ class ExtractToRawOperator(BaseOperator):
         }
 
     def _take_budget(self, budget: Any) -> bool:
+        from pulse.windows import utcnow
+
         while True:
             decision = budget.acquire()
             if decision.allowed:
@@ -255,7 +280,13 @@ class ExtractToRawOperator(BaseOperator):
             self.log.info(
                 "%s: quota bucket of %ss full; waiting %.0fs", self.source, decision.period_s, decision.wait_s
             )
+            before = utcnow()
             time.sleep(decision.wait_s + 0.5)
+            if utcnow() - before < timedelta(seconds=decision.wait_s):
+                # The pipeline clock is pinned (PULSE_NOW): the budget's bucket never rolls over, so waiting
+                # again would never end. End the run with a gap, as for a long wait.
+                self.log.warning("%s: the pipeline clock did not advance; not waiting again", self.source)
+                return False
 
     def _reachable(
         self, conn: psycopg.Connection[Any], parser: Any, stream: Stream, window: Window, run: Any

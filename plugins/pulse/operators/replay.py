@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -20,58 +19,43 @@ SELECT q.id, q.raw_response_id, q.item_index
 
 
 class ReplayQuarantineOperator(BaseOperator):
-    """Re-parse the open quarantine rows of ``source`` with today's parser and load the items that now pass.
+    """Re-parse the open quarantine rows of a source with today's parser and load the items that now pass.
 
-    Rows are selected by source, optionally by reason codes and by the data window of the raw page that held
-    them. Each selected item is parsed again from its raw page (no API call); an item that now yields a
-    document or fact is upserted like any load (so never a duplicate: the same key updates the same row) and its
-    quarantine row is marked ``resolution = 'replayed'``; an item that still fails stays open with its new
-    reason. Nothing is deleted.
+    What to replay comes from the run's params, checked by :func:`pulse.params.validate` (a bad one fails the
+    task at once, naming it): ``source``, optionally ``reason_codes`` and ``window_start``/``window_end`` (the
+    data window of the raw page that held the item must overlap it). Each selected item is parsed again from
+    its raw page (no API call); an item that now yields a document or fact is upserted like any load (so never
+    a duplicate: the same key updates the same row) and its quarantine row is marked ``resolution =
+    'replayed'``; an item that still fails stays open with its new reason. Nothing is deleted.
 
     :return: to XCom, ``{"selected": n, "replayed": n, "still_failing": n}``.
     """
 
-    template_fields: Sequence[str] = ("source", "reason_codes", "window_start", "window_end")
     ui_color = "#fce8e6"
 
-    def __init__(
-        self,
-        *,
-        source: str,
-        reason_codes: Any = None,
-        window_start: str | None = None,
-        window_end: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.source = source
-        self.reason_codes = reason_codes
-        self.window_start = window_start
-        self.window_end = window_end
-
     def execute(self, context: Any) -> dict[str, int]:
+        from pulse.params import validate_context
         from pulse.privacy import make_pseudonymizer
         from pulse.sources.base import StoredPage, get_source
         from pulse.warehouse.db import connect
         from pulse.warehouse.loader import ParsedBatch
         from pulse.windows import utcnow
 
-        reasons = self.reason_codes
-        if isinstance(reasons, str):
-            reasons = [r.strip() for r in reasons.split(",") if r.strip()]
-        reasons = list(reasons) if reasons else None  # None: every reason code
-        parser = get_source(self.source).parser_module()
-        pseudonymize = make_pseudonymizer(self.source)
+        checked = validate_context("replay_quarantine", context)
+        source = checked["source"]
+        reasons = checked["reason_codes"]  # None: every reason code
+        parser = get_source(source).parser_module()
+        pseudonymize = make_pseudonymizer(source)
         now = utcnow()
         run_id = context["run_id"]
         with connect() as conn:
             selected = conn.execute(
                 _SELECT,
                 {
-                    "source": self.source,
+                    "source": source,
                     "reasons": reasons,
-                    "start": self.window_start or None,
-                    "end": self.window_end or None,
+                    "start": checked["window_start"],
+                    "end": checked["window_end"],
                 },
             ).fetchall()
             wanted = {(raw_id, index): qid for qid, raw_id, index in selected}
@@ -114,5 +98,5 @@ class ReplayQuarantineOperator(BaseOperator):
                         [(reason, detail, qid) for qid, (reason, detail) in failing.items()],
                     )
         summary = {"selected": len(selected), "replayed": len(replayed), "still_failing": len(failing)}
-        self.log.info("%s: %s", self.source, summary)
+        self.log.info("%s: %s", source, summary)
         return summary
