@@ -16,6 +16,9 @@ Turns documents into what analysts ask about. Runs whenever an ingest DAG update
 
 Everything runs offline from installed packages (docs/enrichment.md).
 
+**Params**: none; a run triggered with conf fails at once, without retries, naming the keys (`pulse/params.py`):
+a manual run enriches every pending document.
+
 **Triage**: a failure is a bug or the database: the next try continues with the documents still pending.
 `SELECT enricher, count(*) FROM enriched.enrichment_errors GROUP BY 1` shows per-enricher failures.
 """
@@ -28,6 +31,7 @@ from airflow.sdk import DAG
 from pulse.assets import CORE_DOCUMENTS, ENRICHED_DOCUMENTS
 from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
 from pulse.operators.enrich import DeduplicateDocumentsOperator, EnrichDocumentsOperator
+from pulse.params import reject_any_params
 
 with DAG(
     dag_id="enrich",
@@ -41,6 +45,8 @@ with DAG(
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=60)),
 ):
-    enrich = EnrichDocumentsOperator(task_id="enrich", outlets=[ENRICHED_DOCUMENTS])
+    enrich = EnrichDocumentsOperator(
+        task_id="enrich", outlets=[ENRICHED_DOCUMENTS], pre_execute=reject_any_params
+    )
     deduplicate = DeduplicateDocumentsOperator(task_id="deduplicate")
     enrich >> deduplicate

@@ -40,6 +40,9 @@ class EnrichInput:
     title: str | None
     body: str | None
     url: str | None
+    #: ``core.documents.content_sha256`` of the row read (stored with the features: a later rewrite of the row
+    #: shows as a different value, see ``pulse.warehouse.enriched``); ``None`` outside the warehouse.
+    content_sha256: str | None = None
 
 
 @dataclass
@@ -102,6 +105,12 @@ def enrichment_text(inp: EnrichInput) -> str:
     if "\x00" in text:
         text = text.replace("\x00", "")
     return text[:MAX_TEXT_CHARS]
+
+
+def text_sha256(inp: EnrichInput) -> str:
+    """SHA-256 (hex) of :func:`enrichment_text`: everything the enrichers read. Two rows with the same value get
+    the same features, so a rewrite that changes only other fields (score, metrics) needs no re-enrichment."""
+    return hashlib.sha256(enrichment_text(inp).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _err(exc: BaseException) -> str:

@@ -2,15 +2,24 @@
 
 Everything here works in batches and in one transaction per batch, keyed like ``core.documents``
 (``source, external_id, created_at``), so a killed task leaves no half-written document and a re-run
-continues with the documents that still lack features for the current version.
+continues with the documents that are still pending.
+
+**Edited documents.** The loader rewrites a ``core.documents`` row when its content changes, and the row's
+``content_sha256`` changes with it. Features and fingerprints store the ``content_sha256`` of the row they were
+computed from, so "pending" is an exact comparison of two digests on the primary key, not of timestamps (a
+loader transaction that started before an enrich run but committed after it would fool ``loaded_at >
+enriched_at``). A rewrite that leaves the text the same (a score or a metric changed) only has its new digest
+recorded: features store :func:`pulse.enrich.pipeline.text_sha256` of the text they describe, and
+fingerprints are compared with freshly computed ones.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
@@ -19,27 +28,86 @@ if TYPE_CHECKING:
 
 Key = tuple[str, str, datetime]
 
+#: Documents whose features for ``version`` are missing or were computed from another content digest (the
+#: loader rewrote the row since). A hash anti-join on the primary key plus the digest, like the plain
+#: "never enriched" query it replaces; never-enriched documents come first, then edited ones, oldest first.
 _PENDING = """
-SELECT d.source, d.external_id, d.created_at, d.kind, d.title, d.body, d.url
+SELECT d.source, d.external_id, d.created_at, d.kind, d.title, d.body, d.url, d.content_sha256,
+       f.text_sha256, f.source IS NOT NULL
   FROM core.documents d
- WHERE NOT EXISTS (
-       SELECT 1 FROM enriched.document_features f
-        WHERE f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
-          AND f.enrichment_version = %(version)s)
- ORDER BY d.created_at, d.source, d.external_id
+  LEFT JOIN enriched.document_features f
+    ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
+   AND f.enrichment_version = %(version)s
+ WHERE f.content_sha256 IS DISTINCT FROM d.content_sha256
+ ORDER BY f.source IS NOT NULL, d.created_at, d.source, d.external_id
  LIMIT %(limit)s
 """
 
 
-def pending_documents(conn: psycopg.Connection[Any], version: str, limit: int) -> list[EnrichInput]:
-    """Documents without features for ``version`` (never enriched, or by an older version), oldest first."""
-    from pulse.enrich.pipeline import EnrichInput
+@dataclass
+class PendingBatch:
+    """One batch of the documents an enrich run must look at."""
 
-    rows = conn.execute(_PENDING, {"version": version, "limit": limit}).fetchall()
-    return [
-        EnrichInput(key=(r[0], r[1], r[2]), source=r[0], kind=r[3], title=r[4], body=r[5], url=r[6])
-        for r in rows
-    ]
+    #: To enrich: never enriched for this version, or enriched from another text.
+    enrich: list[EnrichInput] = field(default_factory=list)
+    #: Of :attr:`enrich`, the keys that had features of this version for an older text (edited documents).
+    edited: set[Key] = field(default_factory=set)
+    #: Rewritten rows whose text is what the features describe: ``(key, text_sha256, new content_sha256)``;
+    #: only the digest is recorded (:func:`confirm_features`), nothing is enriched again.
+    same_text: list[tuple[Key, str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.enrich) + len(self.same_text)
+
+
+def pending_batch(conn: psycopg.Connection[Any], version: str, limit: int) -> PendingBatch:
+    """Up to ``limit`` documents whose features for ``version`` are missing or out of date (see
+    :data:`_PENDING`), split into those to enrich and those whose text did not change."""
+    from pulse.enrich.pipeline import EnrichInput, text_sha256
+
+    batch = PendingBatch()
+    for s, e, c, kind, title, body, url, content, stored_text, had in conn.execute(
+        _PENDING, {"version": version, "limit": limit}
+    ):
+        doc = EnrichInput(
+            key=(s, e, c), source=s, kind=kind, title=title, body=body, url=url, content_sha256=content
+        )
+        digest = text_sha256(doc) if stored_text is not None else None
+        if digest is not None and digest == stored_text:
+            batch.same_text.append((doc.key, digest, content))
+            continue
+        batch.enrich.append(doc)
+        if had:
+            batch.edited.add(doc.key)
+    return batch
+
+
+def confirm_features(
+    conn: psycopg.Connection[Any], version: str, rows: Sequence[tuple[Key, str, str]]
+) -> int:
+    """Record the new ``content_sha256`` of rewritten documents whose text is unchanged (``(key, text_sha256,
+    content_sha256)``, as :attr:`PendingBatch.same_text` gives them); ``enriched_at`` stays. Returns rows
+    updated: a row whose text changed again in between keeps its old digest and stays pending."""
+    if not rows:
+        return 0
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE enriched.document_features f SET content_sha256 = k.h
+              FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) AS k(s, e, c, t, h)
+             WHERE f.source = k.s AND f.external_id = k.e AND f.created_at = k.c
+               AND f.enrichment_version = %s AND f.text_sha256 = k.t
+            """,
+            (
+                [k[0] for k, _, _ in rows],
+                [k[1] for k, _, _ in rows],
+                [k[2] for k, _, _ in rows],
+                [t for _, t, _ in rows],
+                [h for _, _, h in rows],
+                version,
+            ),
+        )
+        return max(cur.rowcount, 0)
 
 
 def _ensure_partitions(conn: psycopg.Connection[Any], keys: Iterable[Key]) -> None:
@@ -62,8 +130,13 @@ def write_enrichment(
     docs: Sequence[EnrichInput],
     result: BatchResult,
 ) -> None:
-    """Replace the enrichment of ``docs`` with ``result`` (one transaction)."""
+    """Replace the enrichment of ``docs`` with ``result`` (one transaction): features are upserted with the
+    content and text digests they were computed from; mentions, places and errors of the documents are deleted
+    and written again, so an edited document keeps nothing of its old text."""
+    from pulse.enrich.pipeline import text_sha256
+
     keys = [d.key for d in docs]
+    digests = {d.key: (d.content_sha256, text_sha256(d)) for d in docs}
     with conn.transaction(), conn.cursor() as cur:
         _ensure_partitions(conn, keys)
         cur.executemany(
@@ -71,7 +144,7 @@ def write_enrichment(
             " ON CONFLICT DO NOTHING",
             [(version, c, v) for c, v in sorted(components.items())],
         )
-        # Re-enrichment (a new version) replaces mentions, places and errors of the same documents.
+        # Re-enrichment (a new version, an edited text) replaces mentions, places and errors of the documents.
         for table in ("enriched.entity_mentions", "enriched.places", "enriched.enrichment_errors"):
             cur.execute(
                 f"""
@@ -85,14 +158,15 @@ def write_enrichment(
             INSERT INTO enriched.document_features
                 (source, external_id, created_at, enrichment_version, language, language_confidence,
                  sentiment_vader, sentiment_label, sentiment_confidence, emotions, keywords, topic,
-                 topic_confidence, sarcasm)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
+                 topic_confidence, sarcasm, content_sha256, text_sha256)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (source, external_id, created_at) DO UPDATE SET
                 enrichment_version = EXCLUDED.enrichment_version, language = EXCLUDED.language,
                 language_confidence = EXCLUDED.language_confidence, sentiment_vader = EXCLUDED.sentiment_vader,
                 sentiment_label = EXCLUDED.sentiment_label, sentiment_confidence = EXCLUDED.sentiment_confidence,
                 emotions = EXCLUDED.emotions, keywords = EXCLUDED.keywords, topic = EXCLUDED.topic,
-                topic_confidence = EXCLUDED.topic_confidence, sarcasm = EXCLUDED.sarcasm, enriched_at = now()
+                topic_confidence = EXCLUDED.topic_confidence, sarcasm = EXCLUDED.sarcasm,
+                content_sha256 = EXCLUDED.content_sha256, text_sha256 = EXCLUDED.text_sha256, enriched_at = now()
             """,
             [
                 (
@@ -108,6 +182,7 @@ def write_enrichment(
                     f.topic,
                     f.topic_confidence,
                     f.sarcasm,
+                    *digests[f.key],
                 )
                 for f in result.features
             ],
@@ -155,15 +230,30 @@ def write_enrichment(
 # duplicates
 # ------------------------------------------------------------------------------------------------
 
+#: Documents never compared for duplicates, or fingerprinted from another content digest (the loader rewrote
+#: the row since); never-fingerprinted ones first.
 _UNFINGERPRINTED = """
-SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url, d.kind
+SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url, d.kind, d.content_sha256,
+       f.source IS NOT NULL
   FROM core.documents d
- WHERE NOT EXISTS (
-       SELECT 1 FROM enriched.document_fingerprints f
-        WHERE f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at)
- ORDER BY d.created_at, d.source, d.external_id
+  LEFT JOIN enriched.document_fingerprints f
+    ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
+ WHERE f.content_sha256 IS DISTINCT FROM d.content_sha256
+ ORDER BY f.source IS NOT NULL, d.created_at, d.source, d.external_id
  LIMIT %s
 """
+
+
+class DedupDoc(NamedTuple):
+    """A document to fingerprint: the text duplicate detection compares, and where it stands."""
+
+    key: Key
+    text: str
+    url: str | None
+    #: ``core.documents.content_sha256`` of the row read, stored with the fingerprint.
+    content_sha256: str | None = None
+    #: It has a fingerprint, of an earlier content: compared, and replaced only when it differs.
+    fingerprinted: bool = False
 
 
 #: Kinds whose links say what they are about (a link post, a tweet sharing an article, an article). A comment or
@@ -172,50 +262,87 @@ SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url, d.kind
 LINK_SHARING_KINDS = frozenset({"post", "tweet", "article", "link"})
 
 
-def unfingerprinted(conn: psycopg.Connection[Any], limit: int) -> list[tuple[Key, str, str | None]]:
-    """Documents not yet compared for duplicates: ``(key, text, url)``, oldest first. For kinds outside
-    :data:`LINK_SHARING_KINDS` the URLs written in the text are removed (they still count for nothing else:
-    duplicate detection normalises URLs away)."""
+def unfingerprinted(conn: psycopg.Connection[Any], limit: int) -> list[DedupDoc]:
+    """Documents not yet compared for duplicates, or whose row changed since (see :data:`_UNFINGERPRINTED`).
+    For kinds outside :data:`LINK_SHARING_KINDS` the URLs written in the text are removed (they still count for
+    nothing else: duplicate detection normalises URLs away)."""
     from pulse.enrich.dedup import _URL_RE
 
     out = []
-    for source, external_id, created_at, title, body, url, kind in conn.execute(_UNFINGERPRINTED, (limit,)):
+    for source, external_id, created_at, title, body, url, kind, content, known in conn.execute(
+        _UNFINGERPRINTED, (limit,)
+    ):
         text = "\n".join(t for t in (title, body) if t)
         if kind not in LINK_SHARING_KINDS:
             text = _URL_RE.sub(" ", text)
-        out.append(((source, external_id, created_at), text, url))
+        out.append(DedupDoc((source, external_id, created_at), text, url, content, bool(known)))
     return out
+
+
+#: What :func:`write_duplicates` returns: documents (newly) fingerprinted, links found, clusters created or
+#: changed by them; of the documents, those fingerprinted again because their text changed; rewritten
+#: documents whose fingerprint was the same (digest recorded only); clusters split or dissolved because
+#: members left them.
+DEDUP_STATS = ("documents", "links", "clusters_touched", "refingerprinted", "same_text", "clusters_split")
+
+_SIG_DTYPE = "<u4"  #: stored signatures: little-endian uint32
+
+
+def _sig_bytes(sig: Any) -> bytes:
+    import numpy as np
+
+    return np.ascontiguousarray(sig).astype(_SIG_DTYPE).tobytes()
+
+
+def _key_arrays(keys: Sequence[Key]) -> tuple[list[str], list[str], list[datetime]]:
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
 
 
 def write_duplicates(
     conn: psycopg.Connection[Any],
-    docs: Sequence[tuple[Key, str, str | None]],
+    docs: Sequence[DedupDoc | tuple[Key, str, str | None]],
 ) -> dict[str, int]:
     """Fingerprint ``docs``, link them to each other and to every earlier document, and update the clusters.
 
     Exact links: same normalised-text hash or same canonical URL. Near links: a shared LSH band and a MinHash
-    similarity at or above the threshold. Clusters only grow or merge (the smallest cluster id survives a merge).
+    similarity at or above the threshold. New links only grow or merge clusters (the smallest cluster id
+    survives a merge).
+
+    A document fingerprinted before (its row was rewritten) is compared first: same text key, URL keys and
+    signature, and only its new content digest is recorded. Otherwise its old fingerprint, signature and bands
+    go, it leaves its cluster, what remains of that cluster is re-linked from the stored fingerprints (it may
+    split, or dissolve when one member is left), and the document is then linked afresh like a new one.
     """
     import numpy as np
 
     from pulse.enrich import dedup
 
-    keys = [d[0] for d in docs]
-    texts = [d[1] for d in docs]
-    text_keys = [dedup.exact_key(t) for t in texts]
-    url_keys = [_url_keys(dedup, u, t) for _, t, u in docs]
-    sigs = dedup.signatures(texts)
-    bands = dedup.band_keys(sigs)
-    # Texts too short for a text key take no part in near-duplicate links (they would all share bands).
-    banded = [i for i, k in enumerate(text_keys) if k]
-    threshold = float(getattr(dedup, "THRESHOLD", 0.6))
-    index = {k: i for i, k in enumerate(keys)}
-    links: list[tuple[Key, Key, str]] = []
+    items = [d if isinstance(d, DedupDoc) else DedupDoc(*d) for d in docs]
+    all_text_keys = [dedup.exact_key(d.text) for d in items]
+    all_url_keys = [_url_keys(dedup, d.url, d.text) for d in items]
+    all_sigs = dedup.signatures([d.text for d in items])
+    stats = dict.fromkeys(DEDUP_STATS, 0)
 
     with conn.transaction(), conn.cursor() as cur:
+        same = _refresh_fingerprinted(cur, dedup, items, all_text_keys, all_url_keys, all_sigs, stats)
+        active = [i for i in range(len(items)) if i not in same]
+        docs_a = [items[i] for i in active]
+        keys = [d.key for d in docs_a]
+        text_keys = [all_text_keys[i] for i in active]
+        url_keys = [all_url_keys[i] for i in active]
+        sigs = all_sigs[active]
+        if not keys:
+            return stats
+        bands = dedup.band_keys(sigs)
+        # Texts too short for a text key take no part in near-duplicate links (they would all share bands).
+        banded = [i for i, k in enumerate(text_keys) if k]
+        threshold = float(getattr(dedup, "THRESHOLD", 0.6))
+        index = {k: i for i, k in enumerate(keys)}
+        links: list[tuple[Key, Key, str]] = []
+
         # Within the batch: the pure clustering of the batch's items.
-        items = [dedup.DedupInput(key=k, source=k[0], text=t, url=u) for k, t, u in docs]
-        for cluster in dedup.find_clusters(items):
+        batch_items = [dedup.DedupInput(key=d.key, source=d.key[0], text=d.text, url=d.url) for d in docs_a]
+        for cluster in dedup.find_clusters(batch_items):
             first = cluster.members[0][0]
             links += [(first, member, method) for member, method in cluster.members[1:]]
         # Against earlier documents: exact keys ...
@@ -267,7 +394,7 @@ def write_duplicates(
             ).fetchall()
             by_band: dict[tuple[int, int], list[tuple[Key, Any]]] = {}
             for band, band_hash, s, e, c, signature in found:
-                other_sig = np.frombuffer(signature, dtype=sigs.dtype.newbyteorder("<")).astype(sigs.dtype)
+                other_sig = np.frombuffer(signature, dtype=_SIG_DTYPE).astype(sigs.dtype)
                 by_band.setdefault((band, band_hash), []).append(((s, e, c), other_sig))
             seen: set[tuple[Key, Key]] = set()
             for i in banded:
@@ -279,34 +406,247 @@ def write_duplicates(
                         seen.add((other, key))
                         if dedup.similarity(sigs[i], other_sig) >= threshold:
                             links.append((other, key, "near_duplicate"))
-        clusters = _merge_clusters(cur, links)
+        stats["clusters_touched"] = _merge_clusters(cur, links)
         cur.executemany(
             "INSERT INTO enriched.document_fingerprints (source, external_id, created_at, text_key, url_keys,"
-            " dedup_version) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(*k, text_keys[index[k]], url_keys[index[k]], dedup.DEDUP_VERSION) for k in keys],
+            " dedup_version, content_sha256) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    *k,
+                    text_keys[index[k]],
+                    url_keys[index[k]],
+                    dedup.DEDUP_VERSION,
+                    docs_a[index[k]].content_sha256,
+                )
+                for k in keys
+            ],
         )
         cur.executemany(
             "INSERT INTO enriched.minhash_signatures (source, external_id, created_at, signature)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [
-                (*k, np.ascontiguousarray(sigs[i]).astype(sigs.dtype.newbyteorder("<")).tobytes())
-                for i, k in enumerate(keys)
-            ],
+            [(*k, _sig_bytes(sigs[i])) for i, k in enumerate(keys)],
         )
         cur.executemany(
             "INSERT INTO enriched.minhash_bands (band, band_hash, source, external_id, created_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(b, int(bands[i, b]), *keys[i]) for i in banded for b in range(n_bands)],
         )
-    return {"documents": len(keys), "links": len(links), "clusters_touched": clusters}
+    stats["documents"] = len(keys)
+    stats["links"] = len(links)
+    return stats
 
 
-def cluster_id_for(members: Sequence[Key]) -> str:
-    """A new cluster's id: derived from its earliest member, so the same documents give the same id."""
+def _refresh_fingerprinted(
+    cur: Any,
+    dedup: Any,
+    items: Sequence[DedupDoc],
+    text_keys: Sequence[str | None],
+    url_keys: Sequence[list[str]],
+    sigs: Any,
+    stats: dict[str, int],
+) -> set[int]:
+    """Documents of ``items`` that were fingerprinted before: those whose fingerprint is unchanged get their new
+    content digest (their positions are returned); the others are detached (fingerprint, signature, bands and
+    cluster membership deleted) and what remains of their clusters is re-linked (:func:`_split_clusters`)."""
+    import numpy as np
+
+    known = [i for i, d in enumerate(items) if d.fingerprinted]
+    if not known:
+        return set()
+    stored = {
+        (s, e, c): (text_key, list(urls or []), bytes(signature) if signature is not None else None)
+        for s, e, c, text_key, urls, signature in cur.execute(
+            """
+            SELECT f.source, f.external_id, f.created_at, f.text_key, f.url_keys, g.signature
+              FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(s, e, c)
+              JOIN enriched.document_fingerprints f ON f.source = k.s AND f.external_id = k.e AND f.created_at = k.c
+              LEFT JOIN enriched.minhash_signatures g
+                ON g.source = f.source AND g.external_id = f.external_id AND g.created_at = f.created_at
+            """,
+            _key_arrays([items[i].key for i in known]),
+        )
+    }
+    same: set[int] = set()
+    changed: list[int] = []
+    for i in known:
+        old = stored.get(items[i].key)
+        if old is None:
+            continue  # gone meanwhile: fingerprinted like a new document
+        if old == (text_keys[i], list(url_keys[i]), _sig_bytes(sigs[i])):
+            same.add(i)
+        else:
+            changed.append(i)
+    if same:
+        cur.execute(
+            """
+            UPDATE enriched.document_fingerprints f SET content_sha256 = k.h
+              FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[]) AS k(s, e, c, h)
+             WHERE f.source = k.s AND f.external_id = k.e AND f.created_at = k.c
+            """,
+            (
+                *_key_arrays([items[i].key for i in sorted(same)]),
+                [items[i].content_sha256 for i in sorted(same)],
+            ),
+        )
+    if changed:
+        gone = [items[i].key for i in changed]
+        # Old bands from the old signature: deleted by primary key (minhash_bands has no index by document).
+        old_bands = []
+        for key in gone:
+            text_key, _, signature = stored[key]
+            if text_key and signature:
+                old_sig = np.frombuffer(signature, dtype=_SIG_DTYPE).astype(np.uint32)
+                old_bands += [(b, int(h), *key) for b, h in enumerate(dedup.band_keys(old_sig[None, :])[0])]
+        if old_bands:
+            cur.execute(
+                """
+                DELETE FROM enriched.minhash_bands m
+                 USING unnest(%s::smallint[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
+                       AS k(b, h, s, e, c)
+                 WHERE m.band = k.b AND m.band_hash = k.h AND m.source = k.s AND m.external_id = k.e
+                   AND m.created_at = k.c
+                """,
+                tuple(list(col) for col in zip(*old_bands, strict=True)),
+            )
+        for table in ("enriched.minhash_signatures", "enriched.document_fingerprints"):
+            cur.execute(
+                f"""
+                DELETE FROM {table} t USING unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(s, e, c)
+                 WHERE t.source = k.s AND t.external_id = k.e AND t.created_at = k.c
+                """,
+                _key_arrays(gone),
+            )
+        left = cur.execute(
+            """
+            DELETE FROM enriched.duplicate_clusters t USING unnest(%s::text[], %s::text[], %s::timestamptz[])
+                   AS k(s, e, c)
+             WHERE t.source = k.s AND t.external_id = k.e AND t.created_at = k.c
+            RETURNING t.cluster_id
+            """,
+            _key_arrays(gone),
+        ).fetchall()
+        stats["clusters_split"] += _split_clusters(cur, dedup, sorted({cid for (cid,) in left}))
+    stats["refingerprinted"] += len(changed)
+    stats["same_text"] += len(same)
+    return same
+
+
+def _split_clusters(cur: Any, dedup: Any, cluster_ids: Sequence[str]) -> int:
+    """Re-link the members left in ``cluster_ids`` after members left them, from their stored fingerprints with
+    the tests used against earlier documents (same text key, a shared canonical URL, a shared LSH band with
+    estimated similarity at or above the threshold). A cluster whose members still connect keeps its id and
+    rows; otherwise its largest part keeps the id (ties: the part with the earliest ``created_at``), the other
+    parts of two or more members get ids of their own, and members left alone leave. Returns the clusters
+    split or dissolved."""
+
+    if not cluster_ids:
+        return 0
+    threshold = float(getattr(dedup, "THRESHOLD", 0.6))
+    members: dict[str, list[tuple[Key, str | None, list[str], bytes | None]]] = {}
+    for cid, s, e, c, text_key, urls, signature in cur.execute(
+        """
+        SELECT c.cluster_id, c.source, c.external_id, c.created_at, f.text_key, f.url_keys, g.signature
+          FROM enriched.duplicate_clusters c
+          LEFT JOIN enriched.document_fingerprints f
+            ON f.source = c.source AND f.external_id = c.external_id AND f.created_at = c.created_at
+          LEFT JOIN enriched.minhash_signatures g
+            ON g.source = c.source AND g.external_id = c.external_id AND g.created_at = c.created_at
+         WHERE c.cluster_id = ANY(%s)
+         ORDER BY c.cluster_id, c.source, c.external_id, c.created_at
+        """,
+        (list(cluster_ids),),
+    ):
+        members.setdefault(cid, []).append(((s, e, c), text_key, list(urls or []), signature))
+    changed = 0
+    for rows in members.values():
+        parts = _linked_parts(dedup, rows, threshold)
+        if len(rows) > 1 and len(parts) == 1:
+            continue  # still one cluster
+        changed += 1
+        # The largest part keeps the id; between equals, the one with the earliest document.
+        ordered = sorted(parts, key=lambda p: (-len(p), min((rows[i][0][2], rows[i][0]) for i in p)))
+        for n, part in enumerate(ordered):
+            keys = [rows[i][0] for i in part]
+            if len(part) < 2:
+                cur.execute(
+                    "DELETE FROM enriched.duplicate_clusters WHERE source = %s AND external_id = %s"
+                    " AND created_at = %s",
+                    keys[0],
+                )
+            elif n > 0:
+                cur.execute(
+                    """
+                    UPDATE enriched.duplicate_clusters t SET cluster_id = %s
+                      FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(s, e, c)
+                     WHERE t.source = k.s AND t.external_id = k.e AND t.created_at = k.c
+                    """,
+                    (_unused_cluster_id(cur, keys), *_key_arrays(keys)),
+                )
+    return changed
+
+
+def _linked_parts(
+    dedup: Any, rows: Sequence[tuple[Key, str | None, list[str], bytes | None]], threshold: float
+) -> list[list[int]]:
+    """Connected parts (positions) of ``rows`` (``(key, text_key, url_keys, signature)``) under the links of
+    :func:`_split_clusters`."""
+    import numpy as np
+
+    parent = list(range(len(rows)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (_, text_key, urls, _) in enumerate(rows):
+        if text_key:
+            groups.setdefault(("text", text_key), []).append(i)
+        for url in urls:
+            groups.setdefault(("url", url), []).append(i)
+    for group in groups.values():
+        for other in group[1:]:
+            union(group[0], other)
+    near = [i for i, (_, text_key, _, signature) in enumerate(rows) if text_key and signature]
+    if len(near) > 1:
+        sigs = np.stack([np.frombuffer(rows[i][3], dtype=_SIG_DTYPE).astype(np.uint32) for i in near])  # type: ignore[arg-type]
+        for a, b in dedup.candidate_pairs(dedup.band_keys(sigs)).tolist():
+            if find(near[a]) != find(near[b]) and dedup.similarity(sigs[a], sigs[b]) >= threshold:
+                union(near[a], near[b])
+    parts: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        parts.setdefault(find(i), []).append(i)
+    return list(parts.values())
+
+
+def _unused_cluster_id(cur: Any, members: Sequence[Key]) -> str:
+    """:func:`cluster_id_for` ``members``, unless a cluster already holds that id (its first member left it and
+    now starts another): then the next salted id that is free."""
+    salt = 0
+    while True:
+        cid = cluster_id_for(members, salt)
+        if not cur.execute(
+            "SELECT 1 FROM enriched.duplicate_clusters WHERE cluster_id = %s LIMIT 1", (cid,)
+        ).fetchone():
+            return cid
+        salt += 1
+
+
+def cluster_id_for(members: Sequence[Key], salt: int = 0) -> str:
+    """A new cluster's id: derived from its earliest member, so the same documents give the same id (``salt``
+    > 0 when that id is taken, see :func:`_unused_cluster_id`)."""
     import hashlib
 
     first = min(members)
-    return "dup_" + hashlib.sha256(f"{first[0]}|{first[1]}|{first[2].isoformat()}".encode()).hexdigest()[:20]
+    seed = f"{first[0]}|{first[1]}|{first[2].isoformat()}" + (f"|{salt}" if salt else "")
+    return "dup_" + hashlib.sha256(seed.encode()).hexdigest()[:20]
 
 
 def _url_keys(dedup: Any, url: str | None, text: str) -> list[str]:
@@ -357,7 +697,7 @@ def _merge_clusters(cur: Any, links: Sequence[tuple[Key, Key, str]]) -> int:
     for members in groups.values():
         old_ids = sorted(n[1] for n in members if n[0] == "cluster")
         docs = sorted(n[1] for n in members if n[0] == "doc")
-        target = old_ids[0] if old_ids else cluster_id_for(docs)
+        target = old_ids[0] if old_ids else _unused_cluster_id(cur, docs)
         for other in old_ids[1:]:
             cur.execute(
                 "UPDATE enriched.duplicate_clusters SET cluster_id = %s WHERE cluster_id = %s",
