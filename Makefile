@@ -18,8 +18,8 @@ $(VENV)/.installed: requirements.lock
 
 install: $(VENV)/.installed ## create the virtualenv and install the pinned dependencies
 
-run: install ## bring the stack up, run every ingest DAG once, keep the UI up (ONCE=1: exit after the cycle)
-	$(PY) -m dev.run_cycle $(if $(ONCE),--once,)
+run: install ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those)
+	$(PY) -m dev.run_cycle $(if $(ONCE),--once,) $(if $(DAGS),--dags $(DAGS),)
 
 test: install ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,7 +37,7 @@ dictionary: install ## regenerate docs/data_dictionary.md from the migrated loca
 migrate: install ## apply the warehouse migrations to the local stack's warehouse
 	$(PY) -m dev.stack pg-up
 
-stop: install ## stop every service of the local stack
+stop: install ## stop every service of the local stack, a running make run too; says what each one did
 	$(PY) -m dev.stack down
 
 status: install

@@ -1,14 +1,23 @@
 """``make run``: bring the local stack up, run every ingest DAG once through the real scheduler, summarise.
 
-The DAGs are unpaused and triggered through Airflow's REST API like a user would from the UI (a manual run
-without a logical date); any scheduled run the scheduler creates on unpausing is waited for too. With
-``--once`` the stack stops afterwards and the exit status says whether every run succeeded; otherwise the UI
-stays up until Ctrl-C.
+Each DAG runs **once**, as a user who opens the UI for the first time would see it: the DAGs come paused, the
+user unpauses them, and Airflow at once runs each one's latest scheduled interval (``catchup=False``). So
+``make run`` unpauses each DAG and waits for that scheduled run; it triggers a manual run (no logical date,
+like the UI's Trigger button) only for a DAG that gets no scheduled run then (no schedule, or its next tick is
+still ahead, e.g. after an earlier ``make run`` on the same state folder). Triggering a manual run *and*
+unpausing would run every DAG twice: unpausing creates the scheduled run beside the manual one (AIRFLOW3.md
+§12 item 19). ``enrich`` follows the ingest runs through their Asset events, so it is unpaused first (paused
+DAGs get no Asset-triggered runs).
+
+With ``--once`` the stack stops afterwards and the exit status says whether every run succeeded; otherwise
+the UI stays up until Ctrl-C or ``make stop`` (in another terminal). Either way everything ``make run``
+started is stopped before it exits: Ctrl-C exits with status 130, SIGTERM (what ``make stop`` sends) with 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -95,33 +104,112 @@ def wait_for_dags(api: Api, dag_ids: list[str], timeout: float = 240) -> None:
         if set(dag_ids) <= known:
             return
         time.sleep(3)
-    raise SystemExit(f"the dag-processor did not register {dag_ids} within {timeout:.0f}s; see .local/logs/")
+    raise SystemExit(
+        f"the dag-processor did not register {dag_ids} within {timeout:.0f}s; see {stack.STATE / 'logs'}"
+    )
 
 
-def run_cycle(api: Api, dag_ids: list[str], timeout: float = 1200) -> list[dict[str, Any]]:
-    started = datetime.now(tz=UTC)
+def _runs_since(api: Api, dag_id: str, since: datetime) -> list[dict[str, Any]]:
+    """The runs of ``dag_id`` queued since ``since``, and any still unfinished."""
+    listed = api.get(f"/dags/{dag_id}/dagRuns", limit=50, order_by="-run_after")["dag_runs"]
+    return [
+        r
+        for r in listed
+        if datetime.fromisoformat(r["queued_at"] or r["run_after"]) >= since or r["state"] not in TERMINAL
+    ]
+
+
+def trigger(api: Api, dag_id: str, why: str) -> None:
+    run = api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": None, "note": f"make run: {why}"})
+    print(f"[run] triggered {dag_id} run {run['dag_run_id']} ({why})", flush=True)
+
+
+def start_runs(api: Api, dag_ids: list[str], since: datetime) -> set[str]:
+    """Get each DAG one run of this cycle; returns the DAGs whose scheduled run is awaited.
+
+    A DAG that already has a run queued since ``since`` has its run: the scheduler queues the due tick of an
+    unpaused DAG as soon as it starts (a second ``make run`` on the same state folder). Otherwise the DAG is
+    unpaused and, if a tick is due, Airflow runs that latest scheduled interval at once; only a DAG with no
+    tick due gets a manual run."""
+    now = datetime.now(tz=UTC)
+    awaited: set[str] = set()
     for dag_id in dag_ids:
-        api.patch(f"/dags/{dag_id}", {"is_paused": False})
-        run = api.post(f"/dags/{dag_id}/dagRuns", {"logical_date": None, "note": "make run"})
-        print(f"[run] triggered {dag_id} run {run['dag_run_id']}", flush=True)
+        # The DAG before its runs: the scheduler queues the due run and moves this date in one transaction,
+        # so a run queued between the two reads shows in the second.
+        dag = api.get(f"/dags/{dag_id}")
+        due = dag.get("next_dagrun_run_after")
+        existing = _runs_since(api, dag_id, since)
+        if dag["is_paused"]:
+            api.patch(f"/dags/{dag_id}", {"is_paused": False})
+        if existing:
+            awaited.add(dag_id)
+            ids = ", ".join(r["dag_run_id"] for r in reversed(existing))
+            print(f"[run] {dag_id}: the scheduler already queued this cycle's run {ids}", flush=True)
+        elif due and datetime.fromisoformat(due) <= now:
+            awaited.add(dag_id)
+            window = (dag.get("next_dagrun_data_interval_start"), dag.get("next_dagrun_data_interval_end"))
+            print(
+                f"[run] {'unpaused ' if dag['is_paused'] else ''}{dag_id}: Airflow runs its latest scheduled interval "
+                + (f"{window[0]} to {window[1]}" if window[0] != window[1] else f"(tick {due})"),
+                flush=True,
+            )
+        else:
+            trigger(api, dag_id, "no scheduled run due" + (f" before {due}" if due else ": no schedule"))
+    return awaited
+
+
+def run_cycle(
+    api: Api,
+    dag_ids: list[str],
+    since: datetime | None = None,
+    timeout: float = 1200,
+    scheduled_wait: float = 120,
+) -> list[dict[str, Any]]:
+    """Run each of ``dag_ids`` once (see :func:`start_runs`; runs queued since ``since``, default now, count)
+    and wait until every run is done.
+
+    A DAG whose scheduled run has not appeared ``scheduled_wait`` seconds after unpausing gets a manual run,
+    so the cycle never waits for nothing."""
+    started = datetime.now(tz=UTC)
+    since = since or started
+    awaited = start_runs(api, dag_ids, since)
     deadline = time.time() + timeout
     while True:
-        runs: list[dict[str, Any]] = []
-        for dag_id in dag_ids:
-            listed = api.get(f"/dags/{dag_id}/dagRuns", limit=50, order_by="-run_after")["dag_runs"]
-            runs += [
-                r
-                for r in listed
-                if datetime.fromisoformat(r["queued_at"] or r["run_after"]) >= started
-                or r["state"] not in TERMINAL
-            ]
-        if runs and all(r["state"] in TERMINAL for r in runs):
+        by_dag = {dag_id: _runs_since(api, dag_id, since) for dag_id in dag_ids}
+        for dag_id in sorted(awaited):
+            if by_dag[dag_id]:
+                awaited.discard(dag_id)
+            elif (datetime.now(tz=UTC) - started).total_seconds() > scheduled_wait:
+                awaited.discard(dag_id)
+                trigger(api, dag_id, f"Airflow created no scheduled run within {scheduled_wait:.0f} s")
+        runs = [r for dag_runs in by_dag.values() for r in dag_runs]
+        if all(by_dag.values()) and all(r["state"] in TERMINAL for r in runs):
             return runs
         if time.time() > deadline:
             raise SystemExit(
                 f"runs did not finish within {timeout:.0f}s: {[(r['dag_run_id'], r['state']) for r in runs]}"
             )
         time.sleep(3)
+
+
+#: What the columns of the summary's table mean (pulse/warehouse/loader.py, pulse/ops.py: ops.ingest_runs).
+LEGEND = [
+    "columns: pages = API pages fetched for the run's window; items = items in them as the source sent them;",
+    "  loaded = rows made of those items that the loader accepted (documents and fact rows: one item can give",
+    "    several), once per key, new or already stored alike;",
+    "  changed = rows the run wrote: inserted, or rewritten because their content changed (a row delivered",
+    "    again unchanged counts in loaded only);",
+    "  quar. = items or rows put into quality.quarantine (unparseable, or refused by the loader, e.g.",
+    "    archived_period: the month was archived).",
+    "why loaded can exceed the rows stored in core: a row delivered again (same key: overlapping windows,",
+    "  Alpha Vantage re-sending every day since the listing, forecasts re-issued for the same hour) updates its",
+    "  row instead of adding one; and retention, last in the cycle, moves months older than the hot period",
+    "  (include/retention.yaml) out of core into archives (counted below), so rows loaded into those months are",
+    "  in the archives now. Later runs quarantine rows of archived months (archived_period) instead of loading",
+    "  them; replay_quarantine loads them after restore_archive brings the month back.",
+    "runs: one per DAG (scheduled__: the latest tick, run on unpausing; manual__: no tick was due); a DAG whose",
+    "  next tick came during the cycle ran that tick too (the DAGs stay unpaused, as in production).",
+]
 
 
 def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -> str:
@@ -161,6 +249,15 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
             "SELECT count(*) FILTER (WHERE ok), count(*) FILTER (WHERE NOT ok) FROM ops.webhook_deliveries"
         ).fetchone()
         archives = conn.execute("SELECT status, count(*) FROM ops.archives GROUP BY 1 ORDER BY 1").fetchall()
+        # Rows that retention moved out of PostgreSQL: the latest manifest row of each period says "dropped".
+        archived = conn.execute(
+            """
+            SELECT relation, count(*), sum(rows) FROM (
+                SELECT DISTINCT ON (relation, period_start) relation, status, rows FROM ops.archives
+                 WHERE relation LIKE 'core.%' ORDER BY relation, period_start, id DESC
+            ) latest WHERE status = 'dropped' GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
         enriched = conn.execute(
             """
             SELECT (SELECT count(*) FROM enriched.document_features),
@@ -191,9 +288,12 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         lines.append(f"{r['dag_id'] + ' ' + r['dag_run_id']:58.58} {state[r['dag_run_id']]:8} {nums}")
         if row:
             lines.append(f"    window {row[3]:%Y-%m-%d %H:%M} to {row[4]:%Y-%m-%d %H:%M} UTC")
-    lines.append("")
-    lines.append("warehouse totals (core):")
+    lines += ["", *LEGEND, "", "warehouse totals (core):"]
     lines += [f"  {source:15} {n:>7} rows in core.{table}" for table, source, n in totals]
+    lines += [
+        f"  {'(archived)':15} {rows:>7} rows of core.{relation.split('.', 1)[1]} in {months} archived periods"
+        for relation, months, rows in archived
+    ]
     lines.append("coverage gaps: " + (", ".join(f"{s} {r}: {n}" for s, r, n in gaps) or "none"))
     lines.append("quarantine totals: " + (", ".join(f"{s}: {n}" for s, n in quarantine) or "none"))
     lines.append(
@@ -220,53 +320,119 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
     lines += [
         "",
         "where to look:",
-        f"  Airflow UI   http://{stack.HOST}:{stack.API_PORT}  (user admin, password in .local/secrets.json)",
+        f"  Airflow UI   http://{stack.HOST}:{stack.API_PORT}  (user admin, password in {stack.STATE / 'secrets.json'})",
         '  warehouse    make psql   or   make psql SQL="select * from ops.ingest_runs"',
         f"  Slack posts  {slack_file} ({slack_count} so far)",
-        "  logs         .local/logs/ (services), .local/airflow/logs/ (tasks)",
+        f"  logs         {stack.STATE / 'logs'} (services), {stack.STATE / 'airflow' / 'logs'} (tasks)",
         "=" * 100,
     ]
     return "\n".join(lines)
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP reached ``make run`` (``make stop`` sends SIGTERM); like KeyboardInterrupt, not an
+    Exception, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
+def stay_up(poll: float = 5.0) -> int:
+    """Keep the stack up until a signal ends ``make run``; return 1 if a service exits meanwhile."""
+    names = [svc.name for svc in stack.services()]
+    while True:
+        time.sleep(poll)
+        gone = [name for name in names if not stack.running_pid(name)]
+        if gone:
+            print(
+                f"[run] {', '.join(gone)} stopped without make run (see {stack.STATE / 'logs'}); "
+                "stopping the rest of the stack",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--once", action="store_true", help="stop the stack after the cycle")
+    parser.add_argument(
+        "--dags",
+        nargs="+",
+        metavar="DAG_ID",
+        help="run only these DAGs, each once (no enrich, quality, export, retention afterwards)",
+    )
     args = parser.parse_args(argv)
     t0 = time.time()
+    #: Runs queued from here on belong to this cycle (the scheduler queues due ticks as soon as it starts).
+    cycle_start = datetime.now(tz=UTC)
     ok = False
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminated)
+    stack.register_runner()
+    code = 1
     try:
         stack.up()
         t_up = time.time() - t0
         print(f"[run] stack up in {t_up:.0f} s", flush=True)
         api = Api(f"http://{stack.HOST}:{stack.API_PORT}", stack.load_secrets()["airflow_admin_password"])
-        dag_ids = ingest_dag_ids() + TRIGGERED_TOO
-        wait_for_dags(api, dag_ids + FOLLOWERS + AFTERWARDS)
+        if args.dags:
+            dag_ids, followers, afterwards = list(args.dags), [], []
+        else:
+            dag_ids, followers, afterwards = ingest_dag_ids() + TRIGGERED_TOO, FOLLOWERS, AFTERWARDS
+        wait_for_dags(api, dag_ids + followers + afterwards)
         t1 = time.time()
         since = datetime.now(tz=UTC)
-        for dag_id in FOLLOWERS:  # unpaused first, so the ingest runs' Asset events queue their runs
+        for dag_id in followers:  # unpaused first, so the ingest runs' Asset events queue their runs
             api.patch(f"/dags/{dag_id}", {"is_paused": False})
-        runs = run_cycle(api, dag_ids)
-        runs += wait_for_followers(api, FOLLOWERS, since)
-        for dag_id in AFTERWARDS:
+        runs = run_cycle(api, dag_ids, since=cycle_start)
+        if followers:
+            runs += wait_for_followers(api, followers, since)
+        for dag_id in afterwards:
             runs += run_cycle(api, [dag_id])
         print(summary(runs, t_up, time.time() - t1), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:
-            print("[run] some runs failed: see the UI or .local/airflow/logs/", file=sys.stderr)
+            print(
+                f"[run] some runs failed: see the UI or {stack.STATE / 'airflow' / 'logs'}", file=sys.stderr
+            )
+        code = 0 if ok else 1
         if args.once:
-            return 0 if ok else 1
+            return code
         print(
-            f"[run] the UI stays up at http://{stack.HOST}:{stack.API_PORT}; Ctrl-C stops the stack",
+            f"[run] the UI stays up at http://{stack.HOST}:{stack.API_PORT}; Ctrl-C here or `make stop` "
+            "elsewhere stops the stack",
             flush=True,
         )
-        while True:
-            time.sleep(3600)
+        code = stay_up()
+        return code
     except KeyboardInterrupt:
-        print("\n[run] stopping", flush=True)
-        return 0 if ok else 130
+        print("\n[run] Ctrl-C: stopping everything make run started", flush=True)
+        code = 130
+        return code
+    except Terminated as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"[run] {name} (`make stop` sends SIGTERM): stopping everything make run started", flush=True)
+        code = 128 + exc.signum
+        return code
     finally:
-        stack.down()
+        # No second Ctrl-C may cut the clean-up short and leave services behind; it is bounded (down's
+        # grace periods) and says what it does.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            stack.down()
+            stack.reap_children()
+        finally:
+            stack.unregister_runner()
+        print(f"[run] stopped; exit status {code}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ variable                default  what listens there
 ``PULSE_WEBHOOK_PORT``  8767     export webhook subscriber (checks signatures)
 ======================  =======  ============================================
 
+``down`` (``make stop``) ends a running ``make run`` of the same state folder too, stops every service with
+everything it started (each runs in its own session; see :func:`stop_services`) and PostgreSQL, and says
+per service whether it stopped, was already stopped or had to be killed.
+
 PostgreSQL refuses to run as root. When this script runs as root it runs the server as the ``postgres``
 user; that user must be able to enter every folder above the data directory, which a checkout under a
 private folder such as ``/root`` does not allow, so the data directory then falls back to
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -38,6 +43,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,7 +222,8 @@ def pg_up() -> None:
         shutil.chown(conf, "postgres", "postgres")
     if not _pg_ready():
         res = _run_pg(
-            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start"]
+            [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "start"],
+            env={**os.environ, MEMBER_VAR: str(STATE)},
         )
         if res.returncode != 0:
             tail = (data / "server.log").read_text()[-2000:] if (data / "server.log").exists() else ""
@@ -266,7 +273,7 @@ def _ensure_databases(sec: dict[str, str]) -> None:
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(ANALYST_ROLE)))
             conn.execute(
                 sql.SQL(
-                    "COMMENT ON ROLE {} IS 'Pulse analysts: read-only on analytics, core and enriched.'"
+                    "COMMENT ON ROLE {} IS 'Pulse analysts: read-only on analytics and published (audited rows of core and enriched).'"
                 ).format(sql.Identifier(ANALYST_ROLE))
             )
         # Lets the pipeline's role act as an analyst (make psql ROLE=analyst; the role tests).
@@ -280,11 +287,22 @@ def _ensure_databases(sec: dict[str, str]) -> None:
                 )
 
 
-def pg_down() -> None:
+def pg_down() -> str:
+    """Stop PostgreSQL (fast shutdown: open sessions are ended); logs and returns what happened."""
     data = pg_data_dir()
-    if (data / "postmaster.pid").exists():
-        _run_pg([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
-        log("PostgreSQL stopped")
+    if not (data / "postmaster.pid").exists():
+        outcome = "already stopped"
+    else:
+        t0 = time.monotonic()
+        res = _run_pg([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"])
+        if res.returncode == 0:
+            outcome = f"stopped (after {time.monotonic() - t0:.1f} s)"
+        elif "Is server running?" in res.stderr:
+            outcome = "already stopped (removed a stale postmaster.pid)"
+        else:
+            outcome = f"did not stop: {res.stderr.strip() or res.stdout.strip()}"
+    log(f"{'postgres':14} {outcome}")
+    return outcome
 
 
 def warehouse_dsn(sec: dict[str, str] | None = None) -> dict[str, Any]:
@@ -467,28 +485,110 @@ def services() -> list[Service]:
     ]
 
 
+#: Set in the environment of every process the stack starts (and so of everything they start), with the state
+#: folder as its value: ``down`` finds leftovers by it. Not part of ``airflow_env``, so the shell exports of
+#: ``python -m dev.stack env`` do not mark a user's own processes.
+MEMBER_VAR = "PULSE_STACK_MEMBER"
+#: The pid file of a running ``make run`` (``dev.run_cycle``): ``down`` ends it too.
+RUNNER = "make-run"
+
+
 def _pidfile(name: str) -> Path:
     return STATE / "run" / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that has exited: reap it
-            return False
+def _read_pid(path: Path) -> int | None:
+    """The pid a pid file records, if that process still exists (running or a zombie).
+
+    A pid file holds ``<pid> <start time>`` (``/proc/<pid>/stat`` field 22): a pid the kernel gave to
+    another program since is not ours. (Not the environment: programs that set their process title, such as
+    the api-server, overwrite what ``/proc/<pid>/environ`` shows.)
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        pid_text, _, started = path.read_text().strip().partition(" ")
+    except OSError:
+        return None
+    if not pid_text.isdigit() or int(pid_text) <= 0:
+        return None
+    pid = int(pid_text)
+    fields = _stat(pid)
+    if fields is None or (started and fields[19] != started):
+        return None
+    return pid
+
+
+def _write_pid(path: Path, pid: int) -> None:
+    fields = _stat(pid)
+    path.write_text(f"{pid} {fields[19]}" if fields else str(pid))
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` from the state on (state, ppid, pgrp, session, ...); None when
+    there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: the fields start after its last ')'.
+    return raw[raw.rindex(b")") + 2 :].decode(errors="replace").split()
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's state letter of ``pid`` (``R``, ``S``, ``D``, ``Z`` zombie ...), None when it is gone."""
+    fields = _stat(pid)
+    return fields[0] if fields else None
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and has not exited: a zombie (exited, not reaped by its parent yet: a
+    service that ``make stop`` stopped is one until ``make run``, its parent, reaps it) counts as stopped."""
+    state = process_state(pid)
+    if state is None:
+        if Path("/proc/self/stat").exists():
+            return False
+        try:  # no /proc: the signal probe cannot tell a zombie
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return state not in ("Z", "X", "x")
+
+
+def _alive(pid: int) -> bool:
+    """:func:`is_running`, reaping ``pid`` first when it is our own child that has exited."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return is_running(pid)
+
+
+def reap_children() -> None:
+    """Collect every exited child of this process, so none stays a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def running_pid(name: str) -> int | None:
-    path = _pidfile(name)
-    if not path.exists():
-        return None
-    pid = int(path.read_text().strip() or 0)
+    pid = _read_pid(_pidfile(name))
     return pid if pid and _alive(pid) else None
 
 
@@ -510,31 +610,175 @@ def start_service(svc: Service, env: dict[str, str]) -> None:
     (STATE / "run").mkdir(parents=True, exist_ok=True)
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
     logfile = (STATE / "logs" / f"{svc.name}.log").open("ab")
+    # Its own session: Ctrl-C in the terminal of make run reaches make run only, which then stops the stack
+    # in order; and everything the service starts stays in that session, where ``down`` finds it.
     proc = subprocess.Popen(
-        svc.argv, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        svc.argv,
+        cwd=ROOT,
+        env={**env, MEMBER_VAR: str(STATE)},
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    _pidfile(svc.name).write_text(str(proc.pid))
-    log(f"started {svc.name} (pid {proc.pid}, log .local/logs/{svc.name}.log)")
+    logfile.close()
+    _write_pid(_pidfile(svc.name), proc.pid)
+    log(f"started {svc.name} (pid {proc.pid}, log {STATE / 'logs' / svc.name}.log)")
 
 
-def stop_services(names: list[str], grace: float = 15.0) -> None:
-    """SIGTERM every named service's process group at once, SIGKILL what is left after ``grace`` seconds."""
-    pids = {name: pid for name in names if (pid := running_pid(name))}
-    for pid in pids.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.time() + grace
-    while time.time() < deadline and any(_alive(pid) for pid in pids.values()):
-        time.sleep(0.3)
-    for name, pid in pids.items():
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            log(f"killed {name} (did not stop within {grace:.0f}s)")
+def _processes() -> Iterator[int]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            yield int(entry.name)
+
+
+def _ancestors() -> set[int]:
+    """This process and its ancestors: never signalled by ``down`` (make stop, make, the shell)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        fields = _stat(pid)
+        pid = int(fields[1]) if fields else 0
+    return pids
+
+
+def stack_processes(sessions: Iterable[int] = (), *, marked: bool = False) -> dict[int, str]:
+    """Running processes of this stack, ``pid -> command line``: those in the sessions of ``sessions``
+    (the services' pids: a service's children stay in its session even when they make their own process
+    group, as Airflow's task supervisors do), with ``marked`` those whose environment carries this state
+    folder's :data:`MEMBER_VAR` (PostgreSQL; a service started while its pid file was not written yet), and
+    every descendant of those (PostgreSQL's backends make their own sessions and overwrite their
+    environment)."""
+    wanted = set(sessions)
+    mine = _ancestors()
+    table = {
+        pid: fields for pid in _processes() if (fields := _stat(pid)) and fields[0] not in ("Z", "X", "x")
+    }
+    found = {
+        pid
+        for pid, fields in table.items()
+        if int(fields[3]) in wanted or (marked and _environ(pid).get(MEMBER_VAR) == str(STATE))
+    }
+    children: dict[int, list[int]] = {}
+    for pid, fields in table.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid: _cmdline(pid) for pid in sorted(found - mine)}
+
+
+def _pgroup(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[2]) if fields else None
+
+
+def _signal(pid: int, sig: int, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        (os.killpg if group else os.kill)(pid, sig)
+
+
+def _end_processes(pids: Iterable[int], grace: float) -> list[int]:
+    """SIGTERM ``pids``, SIGKILL those still running after ``grace`` s; returns those killed."""
+    pids = [pid for pid in pids if is_running(pid)]
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    killed = [pid for pid in pids if _alive(pid)]
+    for pid in killed:
+        _signal(pid, signal.SIGKILL)
+    return killed
+
+
+def _count(pids: dict[int, str]) -> str:
+    return f"{len(pids)} process" + ("" if len(pids) == 1 else "es")
+
+
+def _describe(pids: dict[int, str]) -> str:
+    return ", ".join(f"{pid} ({cmd[:60]})" for pid, cmd in sorted(pids.items()))
+
+
+#: How long ``down`` lets a service stop on SIGTERM before SIGKILL (the api-server and the triggerer take
+#: 5-15 s on a loaded two-core machine).
+STOP_GRACE = float(os.environ.get("PULSE_STOP_GRACE", "30"))
+#: How long ``down`` lets the scheduler wait for running tasks: on SIGTERM it waits for them to finish, and a
+#: task only calls its operator's ``on_kill`` on SIGTERM and goes on (Airflow 3.3 task runner), so after this
+#: the task processes get SIGTERM themselves and SIGKILL 5 s later; Airflow then marks them failed.
+TASK_PATIENCE = 10.0
+
+
+def stop_services(names: list[str], grace: float = STOP_GRACE) -> dict[str, str]:
+    """Stop the named services and everything they started; returns ``name -> outcome`` and logs one line
+    per service: ``stopped (pid N, after X s)``, ``already stopped`` or ``killed after N s``.
+
+    SIGTERM goes to every named service's process group at once. Processes of a service's session in
+    process groups of their own (the task processes of Airflow's task supervisors) that still run
+    :data:`TASK_PATIENCE` seconds later get SIGTERM, and SIGKILL 5 s later: the scheduler waits for them.
+    A service whose main process has not exited ``grace`` seconds after the first SIGTERM gets SIGKILL, with
+    its whole session. Then whatever is left of the services' sessions gets SIGTERM, and SIGKILL 5 s later.
+    An exited process that its parent has not reaped yet (a zombie: ``make run`` is the parent of the
+    services it started) has stopped.
+    """
+    t0 = time.monotonic()
+    leaders: dict[str, int] = {}
+    outcome: dict[str, str] = {}
+    for name in names:
+        pid = _read_pid(_pidfile(name))
+        if pid is None:
+            outcome[name] = "already stopped"
+        elif not _alive(pid):  # exited before (a zombie until its parent reaps it)
+            outcome[name] = "already stopped (it had exited)"
+            leaders[name] = pid  # its session may still hold children
         else:
-            log(f"stopped {name}")
+            leaders[name] = pid
+            _signal(pid, signal.SIGTERM, group=True)
+    waiting = {name: pid for name, pid in leaders.items() if name not in outcome}
+    notes: dict[str, str] = {}
+    deadline = t0 + grace
+    patient = True
+    while waiting and time.monotonic() < deadline:
+        for name, pid in list(waiting.items()):
+            if not _alive(pid):
+                outcome[name] = (
+                    f"stopped (pid {pid}, after {time.monotonic() - t0:.1f} s{notes.get(name, '')})"
+                )
+                del waiting[name]
+        if patient and waiting and time.monotonic() - t0 > TASK_PATIENCE:
+            patient = False
+            for name, pid in waiting.items():
+                tasks = {p: cmd for p, cmd in stack_processes([pid]).items() if _pgroup(p) not in (pid, None)}
+                if tasks:
+                    killed = _end_processes(tasks, 5.0)
+                    notes[name] = (
+                        f"; ended {_count(tasks)} it waited for, in process groups of their own (running "
+                        f"tasks): {_describe(tasks)}" + (f", {len(killed)} with SIGKILL" if killed else "")
+                    )
+        time.sleep(0.2)
+    for name, pid in waiting.items():
+        for member in stack_processes([pid]):
+            _signal(member, signal.SIGKILL)
+        _signal(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while is_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        outcome[name] = f"killed after {grace:.0f} s (pid {pid} did not stop on SIGTERM{notes.get(name, '')})"
+    for name in names:
+        log(f"{name:14} {outcome[name]}")
+    for name, pid in leaders.items():
+        left = stack_processes([pid])
+        if left:
+            killed = _end_processes(left, 5.0)
+            log(
+                f"{name:14} ended {_count(left)} left in its session: {_describe(left)}"
+                + (f"; killed {killed} after 5 s" if killed else "")
+            )
     for name in names:
         _pidfile(name).unlink(missing_ok=True)
+    return outcome
 
 
 def wait_http(url: str, timeout: float, what: str) -> None:
@@ -552,7 +796,7 @@ def wait_http(url: str, timeout: float, what: str) -> None:
         except OSError as exc:
             last = str(exc)
         time.sleep(1)
-    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s ({last}); see .local/logs/")
+    raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f}s ({last}); see {STATE / 'logs'}")
 
 
 def _dsn_uri() -> str:
@@ -609,12 +853,85 @@ def up() -> dict[str, str]:
     return env
 
 
-def down() -> None:
-    stop_services([svc.name for svc in reversed(services())])
-    pg_down()
+#: The order in which ``down`` stops the services, one stage after the other.
+STOP_STAGES = (["triggerer", "dag-processor", "scheduler"], ["api-server"], ["webhook", "slack", "simulator"])
+
+
+@contextlib.contextmanager
+def _stop_lock() -> Iterator[None]:
+    """One ``down`` at a time per state folder (``make stop`` and the clean-up of the ``make run`` it ends)."""
+    (STATE / "run").mkdir(parents=True, exist_ok=True)
+    with (STATE / "run" / "stop.lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("waiting for the other stop of this stack to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def runner_pid() -> int | None:
+    """The pid of the running ``make run`` of this state folder (``dev.run_cycle``), if any."""
+    pid = _read_pid(_pidfile(RUNNER))
+    return pid if pid and is_running(pid) else None
+
+
+def register_runner() -> None:
+    """Record this process as the state folder's ``make run``, so that ``make stop`` ends it too."""
+    other = runner_pid()
+    if other and other != os.getpid():
+        raise SystemExit(f"make run is already running for {STATE} (pid {other}); `make stop` ends it")
+    (STATE / "run").mkdir(parents=True, exist_ok=True)
+    _write_pid(_pidfile(RUNNER), os.getpid())
+
+
+def unregister_runner() -> None:
+    if _read_pid(_pidfile(RUNNER)) == os.getpid():
+        _pidfile(RUNNER).unlink(missing_ok=True)
+
+
+def down(runner_timeout: float = 90.0) -> None:
+    """Stop everything of the stack: a running ``make run`` (SIGTERM), every service with all it started,
+    PostgreSQL, and any other process carrying this state folder's :data:`MEMBER_VAR`."""
+    with _stop_lock():
+        runner = runner_pid()
+        if runner == os.getpid():
+            runner = None
+        if runner:
+            _signal(runner, signal.SIGTERM)
+            log(f"{'make run':14} asked to stop (SIGTERM to pid {runner})")
+        # In stages: running tasks report their end to the api-server, and may still be talking to the
+        # simulator and the receivers, while the scheduler stops them.
+        for stage in STOP_STAGES:
+            stop_services(stage)
+        pg_down()
+        strays = stack_processes(marked=True)
+        if strays:
+            killed = _end_processes(strays, 5.0)
+            log(
+                f"ended {_count(strays)} more of the stack: {_describe(strays)}"
+                + (f"; killed {killed} after 5 s" if killed else "")
+            )
+        reap_children()
+    if runner:
+        # It stops too: it waited for the lock, finds the stack stopped, reaps its children and exits.
+        deadline = time.monotonic() + runner_timeout
+        while is_running(runner) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if is_running(runner):
+            _signal(runner, signal.SIGKILL)
+            log(f"{'make run':14} killed (pid {runner} did not exit within {runner_timeout:.0f} s)")
+        else:
+            log(f"{'make run':14} ended (pid {runner})")
 
 
 def status() -> None:
+    runner = runner_pid()
+    if runner:
+        print(f"{'make run':14} running pid {runner}")
     for svc in services():
         pid = running_pid(svc.name)
         print(f"{svc.name:14} {'running pid ' + str(pid) if pid else 'stopped'}")
