@@ -58,6 +58,13 @@ for key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
     del os.environ[key]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+# Property-based tests (hypothesis) are deterministic here: the same examples on every run and machine, no
+# example database written into the checkout, no per-example deadline on a loaded 2-core machine.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("pulse", database=None, derandomize=True, deadline=None)
+_hypothesis_settings.load_profile("pulse")
+
 #: The simulator's fixed clock in tests, and the hour before it: the window most tests ingest.
 SIM_NOW = "2026-11-28T12:00:00+00:00"
 WINDOW = ("2026-11-28T11:00:00+00:00", "2026-11-28T12:00:00+00:00")
@@ -110,7 +117,7 @@ def truncate_warehouse(conn: Any) -> None:
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
         "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results, "
         "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events, ops.archives, ops.exports, "
-        "ops.webhook_deliveries RESTART IDENTITY"
+        "ops.webhook_deliveries, quality.hour_audits, ops.api_budget_limits RESTART IDENTITY"
     )
 
 
@@ -119,11 +126,32 @@ def publish_everything(conn: Any) -> None:
 
     tests/quality/test_publish.py covers the audit that moves the horizon for real.
     """
+    sources = ["reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"]
     conn.execute(
         "INSERT INTO quality.publish_state (source, published_until, dag_run_id)"
         " SELECT s, 'infinity', 'tests' FROM unnest(%s::text[]) s"
         " ON CONFLICT (source) DO UPDATE SET published_until = 'infinity'",
-        (["reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"],),
+        (sources,),
+    )
+    audit_hours(conn, sources)
+
+
+def audit_hours(conn: Any, sources: list[str]) -> None:
+    """Mark every hour holding rows of ``sources`` as audited and passed now (``quality.hour_audits``), as a
+    quality run would: with a horizon past them, every row written so far is published."""
+    conn.execute(
+        """
+        INSERT INTO quality.hour_audits (source, hour, audited_at, published_at, dag_run_id)
+        SELECT DISTINCT source, date_bin('1 hour', t, timestamptz '2000-01-01 00:00+00'), now(), now(), 'tests'
+          FROM (SELECT source, created_at AS t FROM core.documents
+                UNION ALL SELECT source, ts FROM core.market_bars
+                UNION ALL SELECT source, coalesce(issued_at, valid_at) FROM core.weather_observations
+                UNION ALL SELECT source, snapshot_at FROM core.github_repo_snapshots
+                UNION ALL SELECT source, created_at FROM enriched.document_features) r
+         WHERE source = ANY(%s)
+        ON CONFLICT (source, hour) DO UPDATE SET audited_at = now(), published_at = now()
+        """,
+        (sources,),
     )
 
 

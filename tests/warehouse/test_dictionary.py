@@ -22,4 +22,8 @@ def test_dictionary_says_who_may_read_what(db: Any) -> None:
     section = text.split("### `raw.api_responses`")[1].split("###")[0]
     assert "analyst: no" in section
     section = text.split("### `core.documents`")[1].split("###")[0]
-    assert "analyst: yes" in section and "partitioned by month: `RANGE (created_at)`" in section
+    assert "analyst: no" in section and "partitioned by month: `RANGE (created_at)`" in section
+    for relation in ("published.documents", "analytics.source_health"):
+        section = text.split(f"### `{relation}`")[1].split("###")[0]
+        assert "*view* · analyst: yes" in section
+    assert "## Schema `published`" in text

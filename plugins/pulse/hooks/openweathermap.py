@@ -270,7 +270,7 @@ def _message(response: requests.Response) -> str:
     """The ``message`` of an OpenWeatherMap error body, or the start of the body."""
     try:
         doc = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:200].strip() or "(empty body)"
     if isinstance(doc, dict) and doc.get("message") is not None:
         return str(doc["message"])[:200]
