@@ -31,7 +31,7 @@ test: install ## run the whole test suite in one pytest process
 # included, through libfaketime from Debian) started just before a year end and a month end, so the run crosses them.
 test-any-day: install ## the clock-sensitive tests on other days (ANY_DAYS="YYYY-MM-DD hh:mm:ss,..." and ANY_DAY_TESTS pick)
 	command -v faketime >/dev/null || (apt-get update -q && apt-get install -y -q faketime)
-	IFS=,; for day in $(ANY_DAYS); do echo "== the machine's clock starts at $$day UTC"; \
+	days='$(ANY_DAYS)'; IFS=,; for day in $$days; do echo "== the machine's clock starts at $$day UTC"; \
 	  TZ=UTC faketime -f "@$$day" $(PY) -m pytest -p no:cacheprovider -q $(ANY_DAY_TESTS) $(PYTEST_ARGS) || exit 1; done
 
 BENCHES ?= loader enrich dedup archive
