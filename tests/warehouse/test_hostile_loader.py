@@ -1,6 +1,6 @@
 """Property tests: hostile pages of every source go through the real load into the real PostgreSQL.
 
-Pages of hostile items (tests/unit/hostile_inputs.py: NaN, 1e20, fractions, lone surrogates, NUL, absurd dates,
+Pages of hostile items (tests/sources/hostile_inputs.py: NaN, 1e20, fractions, lone surrogates, NUL, absurd dates,
 wrong types, deep nesting, the same item twice, across pages too) are stored in ``raw.api_responses`` and loaded
 by the load operator's own code path. Whatever they hold:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -27,7 +26,7 @@ from hypothesis import strategies as st
 from pulse.sources.base import SOURCES, Document, Fact, Reason, Rejected
 from pulse.warehouse import pgtypes
 from pulse.warehouse.loader import FACT_TABLES, ParsedBatch
-from tests.unit.hostile_inputs import NOW, SHAPES, pages, shifted
+from tests.sources.hostile_inputs import NOW, SHAPES, pages, shifted
 
 RUN = "hostile_run"
 RUN_2 = "hostile_run_2"
@@ -79,12 +78,12 @@ def _store(conn: Any, page: Any, page_no: int, run: str) -> int:
 
 def _load(conn: Any, source: str, run: str) -> None:
     """The load operator's own path (parse the run's pages, upsert, quarantine, resolve)."""
-    from pulse.operators.load import LoadRawToCoreOperator
+    from pulse.ingest.load import RunLoader
     from pulse.privacy import make_pseudonymizer
 
-    op = LoadRawToCoreOperator(task_id="load", source=source)
-    context = {"run_id": run, "dag": SimpleNamespace(dag_id="hostile")}
-    op._load(conn, context, SOURCES[source].parser_module(), make_pseudonymizer(source), NOW)
+    RunLoader(source, SOURCES[source].parser_module(), make_pseudonymizer(source), NOW).load(
+        conn, "hostile", run
+    )
 
 
 def _expected(conn: Any, source: str, run: str) -> ParsedBatch:

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pulse.sources.base import Document, Reason
+from pulse.records import Document, Reason, RecordRefused, Refusal
 from pulse.warehouse.loader import load_refusal, quarantine, upsert_documents
 
 T0 = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
@@ -33,6 +33,14 @@ def doc(i: int, **changes: Any) -> Document:
     return replace(base, **changes)
 
 
+def record(i: int, **changes: Any) -> Document | Refusal:
+    """``doc(i, **changes)``, or the record model's refusal of it (what a parser hands the loader)."""
+    try:
+        return doc(i, **changes)
+    except RecordRefused as exc:
+        return exc.refusal
+
+
 @pytest.fixture
 def conn(warehouse: dict[str, Any]) -> Any:
     with psycopg.connect(**warehouse, autocommit=True) as c:
@@ -53,22 +61,25 @@ def stored(conn: Any) -> dict[str, tuple[Any, ...]]:
 
 def test_bad_values_are_refused_never_changed_and_the_rest_of_the_batch_loads(conn: Any) -> None:
     docs = [
-        doc(0),
-        doc(1, body="before\x00after"),  # NUL: PostgreSQL text cannot hold it
-        doc(2, title="lone \ud800 surrogate"),  # not a character: refused, not replaced by U+FFFD
-        doc(3, created_at=datetime(1900, 1, 1, tzinfo=UTC)),  # out of the sane range
-        doc(4, score=2**40),  # does not fit integer
-        doc(5, payload={"big": 2**80}),  # big integer kept exactly (jsonb numbers are numeric)
-        doc(6, payload={"x": "nul\x00inside"}),  # jsonb refuses \u0000
-        doc(7, external_id="k" * 5000),  # too long for a B-tree index entry
-        doc(8, created_at=datetime(2026, 11, 28, 11, 30)),  # naive: unknown time zone
-        doc(9, metrics={"ratio": float("inf")}),  # JSON has no infinity: refused, not nulled
-        doc(10, payload={"x": float("nan")}),  # nor NaN
-        doc(11, score=12.5),  # a fraction in an integer column: refused, not truncated
-        doc(12, score=12.0),  # an integral float is the integer 12: no change of value
+        record(0),
+        record(1, body="before\x00after"),  # NUL: PostgreSQL text cannot hold it
+        record(2, title="lone \ud800 surrogate"),  # not a character: refused, not replaced by U+FFFD
+        record(3, created_at=datetime(1900, 1, 1, tzinfo=UTC)),  # out of the sane range
+        record(4, score=2**40),  # does not fit integer
+        record(5, payload={"big": 2**80}),  # big integer kept exactly (jsonb numbers are numeric)
+        record(6, payload={"x": "nul\x00inside"}),  # jsonb refuses \u0000
+        record(7, external_id="k" * 5000),  # too long for a B-tree index entry
+        record(8, created_at=datetime(2026, 11, 28, 11, 30)),  # naive: unknown time zone
+        record(9, metrics={"ratio": float("inf")}),  # JSON has no infinity: refused, not nulled
+        record(10, payload={"x": float("nan")}),  # nor NaN
+        record(11, score=12.5),  # a fraction in an integer column: refused, not truncated
+        record(12, score=12.0),  # an integral float is the integer 12: no change of value
     ]
+    # The record model refuses them when they are built; the load refuses them with the same reasons.
+    built = {i: d.reason for i, d in enumerate(docs) if isinstance(d, Refusal)}
     result = upsert_documents(conn, [(d, 100 + i) for i, d in enumerate(docs)], "run_bad")
     refused = {r.position: r.reason for r in result.rejected}
+    assert refused == built
     assert refused == {
         1: Reason.TEXT_NUL_BYTE,
         2: Reason.BAD_FIELD,
@@ -88,10 +99,7 @@ def test_bad_values_are_refused_never_changed_and_the_rest_of_the_batch_loads(co
     assert rows["t_12"][1] == 12
     # Every refusal becomes a quarantine row with its reason; quarantine itself never chokes on the values
     # and keeps them as evidence, escaped.
-    rejected = [
-        (load_refusal(r.position, r, docs[r.position].external_id, docs[r.position]), 100 + r.position)
-        for r in result.rejected
-    ]
+    rejected = [(load_refusal(r.position, r, docs[r.position]), 100 + r.position) for r in result.rejected]
     assert quarantine(conn, "test", rejected, "run_bad") == len(refused)
     reasons = dict(
         conn.execute(
@@ -170,9 +178,9 @@ def test_a_month_without_partition_gets_one_and_nothing_lands_in_default(conn: A
 
 
 def test_the_loaders_column_types_are_the_tables(conn: Any) -> None:
-    """The value rules the loader applies per column (pulse.warehouse.loader.COLUMN_TYPES, checked by
+    """The value rules the records apply per column (pulse.records.COLUMN_TYPES, checked by
     pulse.warehouse.pgtypes) describe the real tables: every loaded column, with its PostgreSQL type."""
-    from pulse.warehouse.loader import COLUMN_TYPES
+    from pulse.records import COLUMN_TYPES, NOT_NULL
 
     pg_type = {
         "key": "text",
@@ -196,3 +204,46 @@ def test_the_loaders_column_types_are_the_tables(conn: Any) -> None:
         )
         assert set(columns) == set(actual) - lineage, table
         assert {c: pg_type[k] for c, k in columns.items()} == {c: actual[c] for c in columns}, table
+        # Columns PostgreSQL holds NOT NULL: the key and event-time columns, and those in NOT_NULL.
+        not_null = {
+            c
+            for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s AND is_nullable = 'NO'",
+                (schema, name),
+            ).fetchall()
+        }
+        keyed = {c for c, k in columns.items() if k in ("key", "event_time")}
+        assert not_null - lineage == keyed | NOT_NULL[table], table
+
+
+def test_a_refused_copy_is_weighed_like_any_copy_of_its_item(conn: Any) -> None:
+    """The newest copy of an item wins, refused or not: a refused newest copy quarantines the item and loads
+    nothing of it; a refused older copy loses to the newer one but its creation time still counts as first
+    seen (the loader's behaviour from before the record model, when it refused such rows itself)."""
+    from pulse.records import rejected
+    from pulse.warehouse.loader import ParsedBatch
+
+    def parsed(i: int, **changes: Any) -> Document | Any:
+        try:
+            return doc(i, **changes)
+        except RecordRefused as exc:
+            return rejected(0, exc, None, None, frozenset(), lambda h: h)
+
+    batch = ParsedBatch()
+    batch.add(parsed(1, body="older, fine"), 10, "a1")
+    batch.add(parsed(1, payload={"x": float("nan")}), 20, "a2")  # newest copy refused
+    batch.add(parsed(2, created_at=T0 - timedelta(hours=1), title="x\x00"), 10, "b1")  # oldest copy refused
+    batch.add(parsed(2, body="newest, fine"), 20, "b2")
+    assert [r for r, _ in batch.refused] and len(batch.docs) == 2 and not batch.rejected
+    result, refused = batch.upsert(conn, "run_weigh")
+    assert [(ref, rej.reason, rej.item_key, raw_id) for ref, rej, raw_id in refused] == [
+        ("a2", Reason.BAD_FIELD, "t_1", 20)
+    ]
+    assert refused[0][1].item["external_id"] == "t_1" and refused[0][1].external_id == "t_1"
+    assert sorted(stored(conn)) == ["t_2"]
+    assert stored(conn)["t_2"][0] == "newest, fine"
+    kept = conn.execute("SELECT created_at FROM core.documents WHERE source = 'test'").fetchone()[0]
+    assert kept == T0 - timedelta(hours=1)  # the refused older copy's time
+    assert (result.loaded, result.changed, result.time_changes) == (1, 1, 1)
+    conn.execute("DELETE FROM quality.created_at_changes WHERE source = 'test'")

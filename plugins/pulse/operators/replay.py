@@ -85,7 +85,9 @@ class ReplayQuarantineOperator(BaseOperator):
             )
             _, refused = batch.upsert(conn, run_id)
             failing.update({qid: (str(rej.reason), rej.detail) for qid, rej, _ in refused})
-            replayed = [qid for qid in (*batch.doc_refs, *batch.fact_refs) if qid not in failing]
+            replayed = [
+                qid for qid in (*batch.doc_refs, *batch.fact_refs, *batch.refused_refs) if qid not in failing
+            ]
             with conn.transaction():
                 conn.execute(
                     "UPDATE quality.quarantine SET resolved_at = now(), resolution = 'replayed', dag_run_id = %s"

@@ -2,11 +2,12 @@
 
 The path of a batch of documents (``upsert_documents``):
 
-1. **Prepare** each row in Python: every value is checked against what PostgreSQL accepts by
-   :mod:`pulse.warehouse.pgtypes` (the one place that knows); a value it would refuse or change (NUL bytes,
-   lone surrogates, timestamps outside 1970-2100, fractions or overflows in integer columns, NaN in JSON, keys
-   too long for an index) rejects the row with a reason, so one bad row never fails a batch and nothing is
-   changed silently. Rejections go back to the caller, who quarantines them.
+1. **Take** the records as they are: a :class:`~pulse.records.Document` or :class:`~pulse.records.Fact` that
+   exists holds values PostgreSQL accepts (the record model, :mod:`pulse.records`, checked them when it was
+   built). A record the model refused comes as its :class:`~pulse.records.Refusal` and is weighed like any
+   copy of its item (step 2); when it wins, the item is refused with the model's reason. A row in a month that
+   retention archived is refused with ``archived_period`` (the database's state, not a value). Refusals go
+   back to the caller, who quarantines them: one bad row never fails a batch.
 2. **Deduplicate** by ``(source, external_id)`` keeping the copy from the newest raw page
    (``ON CONFLICT DO UPDATE`` refuses a batch that holds a key twice).
    **One item, one row:** the key of ``core.documents`` holds ``created_at`` (the partition column), yet a
@@ -30,24 +31,32 @@ import gc
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from pulse.sources.base import FACT_TABLES, document_digest
+from pulse.records import (
+    COLUMN_TYPES,
+    FACT_TABLES,
+    Document,
+    Fact,
+    Refusal,
+    Rejected,
+    document_digest,
+    record_refusal,
+    refusal_record,
+)
 from pulse.warehouse import pgtypes
 from pulse.warehouse.partitions import PARTITIONED
-from pulse.warehouse.pgtypes import MAX_EVENT_TIME, MAX_KEY_BYTES, MIN_EVENT_TIME, ItemError, Reason
+from pulse.warehouse.pgtypes import ItemError, Reason
 
 if TYPE_CHECKING:
     import psycopg
 
-    from pulse.sources.base import Document, Fact, Rejected
-
-__all__ = ["MAX_EVENT_TIME", "MAX_KEY_BYTES", "MIN_EVENT_TIME", "RowRejected"]
+__all__ = ["COLUMN_TYPES", "FACT_TABLES", "RowRejected"]
 
 DOC_COLUMNS = (
     "source",
@@ -88,74 +97,7 @@ _KEY = ("source", "external_id", "created_at")
 _UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in DOC_COLUMNS if c not in _KEY)
 _SELECT = ", ".join(f"s.{c}::jsonb" if c in ("metrics", "payload") else f"s.{c}" for c in DOC_COLUMNS)
 
-#: What each loaded column holds, as :func:`pulse.warehouse.pgtypes.column_value` checks it (a test compares
-#: this with the database's catalog). ``event_time``: a timestamptz that partitions or keys the table.
-COLUMN_TYPES: dict[str, dict[str, str]] = {
-    "core.documents": {
-        "source": "key",
-        "external_id": "key",
-        "kind": "text",
-        "channel": "text",
-        "created_at": "event_time",
-        "title": "text",
-        "body": "text",
-        "url": "text",
-        "author_pseudonym": "text",
-        "score": "int4",
-        "metrics": "jsonb",
-        "payload": "jsonb",
-    },
-    "core.market_bars": {
-        "symbol": "key",
-        "market": "key",
-        "interval": "key",
-        "ts": "event_time",
-        "source": "text",
-        "asset_class": "text",
-        "open": "numeric",
-        "high": "numeric",
-        "low": "numeric",
-        "close": "numeric",
-        "volume": "numeric",
-    },
-    "core.weather_observations": {
-        "city": "key",
-        "kind": "key",
-        "valid_at": "event_time",
-        "source": "text",
-        "country": "text",
-        "lat": "float8",
-        "lon": "float8",
-        "issued_at": "timestamptz",
-        "temp_c": "float8",
-        "feels_like_c": "float8",
-        "pressure_hpa": "float8",
-        "humidity_pct": "float8",
-        "wind_speed_ms": "float8",
-        "wind_deg": "float8",
-        "clouds_pct": "float8",
-        "rain_mm": "float8",
-        "condition": "text",
-        "description": "text",
-    },
-    "core.github_repo_snapshots": {
-        "repo": "key",
-        "snapshot_at": "event_time",
-        "source": "text",
-        "stars": "int4",
-        "forks": "int4",
-        "watchers": "int4",
-        "open_issues": "int4",
-        "size_kb": "int4",
-        "language": "text",
-        "pushed_at": "timestamptz",
-    },
-}
-
-#: Text columns take what PostgreSQL takes; how long a source's text may be is the parsers' policy.
-PG_TEXT = pgtypes.PG_MAX_TEXT_BYTES
-
-#: A row PostgreSQL would refuse: the same exception the parsers raise, with its quarantine reason.
+#: A row the load refuses: the same exception the record model raises, with its quarantine reason.
 RowRejected = ItemError
 
 
@@ -185,70 +127,35 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 # ------------------------------------------------------------------------------------------------
-# rows: every value checked by pulse.warehouse.pgtypes, nothing cleaned
+# rows: the records' checked values, nothing checked again
 # ------------------------------------------------------------------------------------------------
 
 
-def document_key(doc: Document) -> tuple[str, str, datetime]:
-    """``(source, external_id, created_at)`` checked; raises :class:`ItemError`."""
-    source, external_id, created_at = doc.source, doc.external_id, doc.created_at
-    # Fast path (nearly every row): short ASCII ids, a UTC datetime in range.
-    if (
-        type(source) is str
-        and type(external_id) is str
-        and 0 < len(external_id) <= 250
-        and source
-        and external_id.isascii()
-        and source.isascii()
-        and "\x00" not in external_id
-        and "\x00" not in source
-        and type(created_at) is datetime
-        and created_at.tzinfo is UTC
-        and MIN_EVENT_TIME <= created_at < MAX_EVENT_TIME
-    ):
-        return source, external_id, created_at
-    return (
-        pgtypes.key("source", source),
-        pgtypes.key("external_id", external_id),
-        pgtypes.event_time("created_at", created_at),
-    )
+def document_key(doc: Document | Refusal) -> tuple[str, str, datetime]:
+    """``(source, external_id, created_at)`` of a document; a refused one whose key is bad raises its
+    :class:`ItemError` (such a copy is refused on its own, before deduplication)."""
+    if isinstance(doc, Refusal):
+        if doc.key is None:
+            raise RowRejected(doc.reason, doc.detail)
+        return doc.key
+    return doc.key()
 
 
 def document_row(
-    doc: Document,
+    doc: Document | Refusal,
     raw_id: int,
     dag_run_id: str,
     digest: str | None = None,
     created_at: datetime | None = None,
 ) -> tuple[Any, ...]:
-    """The row of ``doc`` in ``DOC_COLUMNS`` order (jsonb as text); raises :class:`ItemError` for a value
-    PostgreSQL would refuse or change. ``created_at`` overrides the document's (its first-seen time)."""
-    source, external_id, own_time = document_key(doc)
-    return (
-        source,
-        external_id,
-        pgtypes.text("kind", doc.kind, required=True, max_bytes=PG_TEXT),
-        pgtypes.text("channel", doc.channel, max_bytes=PG_TEXT),
-        own_time if created_at is None else pgtypes.event_time("created_at", created_at),
-        pgtypes.text("title", doc.title, max_bytes=PG_TEXT),
-        pgtypes.text("body", doc.body, max_bytes=PG_TEXT),
-        pgtypes.text("url", doc.url, max_bytes=PG_TEXT),
-        pgtypes.text("author_pseudonym", doc.author_pseudonym, max_bytes=PG_TEXT),
-        pgtypes.integer("score", doc.score),
-        pgtypes.json_text("metrics", doc.metrics or {}),
-        pgtypes.json_text("payload", doc.payload or {}),
-        digest or document_digest(doc, created_at),
-        raw_id,
-        dag_run_id,
-    )
-
-
-def content_digest(doc: Document) -> str:
-    """``content_sha256`` of a document (see :func:`pulse.sources.base.document_digest`)."""
-    return document_digest(doc)
-
-
-document_hash = content_digest
+    """The row of ``doc`` in ``DOC_COLUMNS`` order (jsonb as text); a refused document raises its
+    :class:`ItemError`. ``created_at`` overrides the document's (its first-seen time, a checked key's)."""
+    if isinstance(doc, Refusal):
+        raise RowRejected(doc.reason, doc.detail)
+    columns = doc.columns()
+    if created_at is not None:
+        columns = (*columns[:4], created_at, *columns[5:])
+    return (*columns, digest or document_digest(doc, created_at), raw_id, dag_run_id)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,7 +263,7 @@ def _lock_sources(conn: psycopg.Connection[Any], sources: Iterable[str]) -> None
 
 def upsert_documents(
     conn: psycopg.Connection[Any],
-    docs: Sequence[tuple[Document, int]],
+    docs: Sequence[tuple[Document | Refusal, int]],
     dag_run_id: str,
     batch_size: int = 200_000,
 ) -> LoadResult:
@@ -389,7 +296,10 @@ def upsert_documents(
 
 
 def _upsert_documents(
-    conn: psycopg.Connection[Any], docs: Sequence[tuple[Document, int]], dag_run_id: str, batch_size: int
+    conn: psycopg.Connection[Any],
+    docs: Sequence[tuple[Document | Refusal, int]],
+    dag_run_id: str,
+    batch_size: int,
 ) -> LoadResult:
     result = LoadResult()
     cold = archived_months(conn, "core.documents")
@@ -397,7 +307,7 @@ def _upsert_documents(
     # copy its creation time (the first one seen). Copies that report other creation times are kept aside
     # to be recorded.
     latest: dict[tuple[str, str], _Entry] = {}
-    for position, (doc, raw_id) in enumerate(docs):
+    for position, (doc, raw_id) in enumerate(docs):  # Documents, and Refusals of documents
         try:
             source, external_id, created_at = document_key(doc)
             if cold and _month(created_at) in cold:
@@ -465,9 +375,11 @@ class _Entry:
 PROBE_CHUNK = 25_000
 
 
-def _digests(docs: Sequence[tuple[Document, int]], batch: Sequence[Any], start: int, size: int) -> list[str]:
+def _digests(
+    docs: Sequence[tuple[Document | Refusal, int]], batch: Sequence[Any], start: int, size: int
+) -> list[str]:
     return [
-        document_digest(docs[position][0], created_at)
+        _digest_at(docs[position][0], created_at)
         for _, position, _, created_at, _ in batch[start : start + size]
     ]
 
@@ -491,7 +403,7 @@ class _Digests:
 
 def _load_batch(
     conn: psycopg.Connection[Any],
-    docs: Sequence[tuple[Document, int]],
+    docs: Sequence[tuple[Document | Refusal, int]],
     batch: Sequence[Any],
     digests: _Digests,
     dag_run_id: str,
@@ -597,7 +509,9 @@ def _load_batch(
         result.loaded += len(batch) - len(refused)
 
 
-def _digest_at(doc: Document, created_at: datetime) -> str:
+def _digest_at(doc: Document | Refusal, created_at: datetime | None) -> str:
+    if isinstance(doc, Refusal):
+        return doc.digest(created_at)
     return document_digest(doc, created_at)
 
 
@@ -693,25 +607,23 @@ def _ensure_stages(conn: psycopg.Connection[Any]) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def fact_row(fact: Fact, raw_id: int, dag_run_id: str) -> tuple[Any, ...]:
-    """The row of ``fact`` (key columns, value columns, hash, lineage); every value checked by its column's
-    type (:data:`COLUMN_TYPES`); raises :class:`ItemError`."""
-    keys, values = FACT_TABLES[fact.table]
-    types = COLUMN_TYPES[fact.table]
-    get = fact.values.get
-    out = [pgtypes.column_value(types[column], column, get(column)) for column in (*keys, *values)]
-    return (*out, fact.content_hash(), raw_id, dag_run_id)
+def fact_row(fact: Fact | Refusal, raw_id: int, dag_run_id: str) -> tuple[Any, ...]:
+    """The row of ``fact`` (key columns, value columns, hash, lineage); a refused fact raises its
+    :class:`ItemError`."""
+    if isinstance(fact, Refusal):
+        raise RowRejected(fact.reason, fact.detail)
+    return (*fact.columns(), fact.content_hash(), raw_id, dag_run_id)
 
 
 def upsert_facts(
     conn: psycopg.Connection[Any],
-    facts: Sequence[tuple[Fact, int]],
+    facts: Sequence[tuple[Fact | Refusal, int]],
     dag_run_id: str,
     batch_size: int = 20_000,
 ) -> LoadResult:
     """Upsert ``(fact, raw_response_id)`` pairs into their fact tables, the same way as documents: stage,
-    keep the latest copy of each key, rewrite only rows whose content changed. Refused rows come back in
-    ``rejected`` with their position in ``facts``."""
+    keep the latest copy of each key, rewrite only rows whose content changed. Refused rows (a Refusal in
+    ``facts``, a row of an archived month) come back in ``rejected`` with their position in ``facts``."""
     result = LoadResult()
     by_table: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
     # Per partitioned fact table: its archived months and where the partition column sits in a row.
@@ -777,7 +689,12 @@ def upsert_facts(
 @dataclass
 class ParsedBatch:
     """What a parser made of some raw pages, sorted for the loaders; each item carries a caller's reference
-    (the load uses the item's index in its page, a replay the quarantine row id)."""
+    (the load uses the item's index in its page, a replay the quarantine row id).
+
+    ``docs`` and ``facts`` hold records (storable), ``rejected`` the items the parser rejected, ``refused``
+    the records the model refused (:class:`~pulse.records.Refusal`): those go to the loader with the records,
+    in the order they came, so that an item's copies are weighed alike whether or not they were refused.
+    """
 
     docs: list[tuple[Document, int]] = field(default_factory=list)
     doc_refs: list[Any] = field(default_factory=list)
@@ -785,20 +702,36 @@ class ParsedBatch:
     fact_refs: list[Any] = field(default_factory=list)
     rejected: list[tuple[Rejected, int]] = field(default_factory=list)
     rejected_refs: list[Any] = field(default_factory=list)
+    refused: list[tuple[Refusal, int]] = field(default_factory=list)
+    refused_refs: list[Any] = field(default_factory=list)
+    #: Documents and refused documents in input order (what ``upsert_documents`` is given), and their refs.
+    _doc_rows: list[tuple[Document | Refusal, int]] = field(default_factory=list, repr=False)
+    _doc_row_refs: list[Any] = field(default_factory=list, repr=False)
+    _fact_rows: list[tuple[Fact | Refusal, int]] = field(default_factory=list, repr=False)
+    _fact_row_refs: list[Any] = field(default_factory=list, repr=False)
     #: How often each content key (items without an id) was seen per raw page.
     _content_keys: dict[tuple[int, str], int] = field(default_factory=dict, repr=False)
 
-    def add(self, out: Any, raw_id: int, ref: Any) -> None:
-        from dataclasses import replace
-
-        from pulse.sources.base import Document, Fact
-
+    def add(self, out: Document | Fact | Rejected, raw_id: int, ref: Any) -> None:
         if isinstance(out, Document):
             self.docs.append((out, raw_id))
             self.doc_refs.append(ref)
+            self._doc_rows.append((out, raw_id))
+            self._doc_row_refs.append(ref)
         elif isinstance(out, Fact):
             self.facts.append((out, raw_id))
             self.fact_refs.append(ref)
+            self._fact_rows.append((out, raw_id))
+            self._fact_row_refs.append(ref)
+        elif out.refusal is not None:
+            self.refused.append((out.refusal, raw_id))
+            self.refused_refs.append(ref)
+            if out.refusal.table == "core.documents":
+                self._doc_rows.append((out.refusal, raw_id))
+                self._doc_row_refs.append(ref)
+            else:
+                self._fact_rows.append((out.refusal, raw_id))
+                self._fact_row_refs.append(ref)
         else:
             if not out.external_id and out.item_key.startswith("sha256:"):
                 # Items without an id are keyed by their content; two equal ones in one page are two items
@@ -813,19 +746,20 @@ class ParsedBatch:
     def upsert(
         self, conn: psycopg.Connection[Any], dag_run_id: str
     ) -> tuple[LoadResult, list[tuple[Any, Any, int]]]:
-        """Upsert the documents and facts; return the combined result and, for every row the loader refused,
+        """Upsert the documents and facts; return the combined result and, for every row refused at the load
+        (a refused record that won over its item's other copies, a row of an archived month),
         ``(ref, quarantine record, raw_response_id)``."""
-        result = upsert_documents(conn, self.docs, dag_run_id)
-        fact_result = upsert_facts(conn, self.facts, dag_run_id)
+        result = upsert_documents(conn, self._doc_rows, dag_run_id)
+        fact_result = upsert_facts(conn, self._fact_rows, dag_run_id)
         refused = []
-        for refusal in result.rejected:
-            doc, raw_id = self.docs[refusal.position]
-            ref = self.doc_refs[refusal.position]
-            refused.append((ref, load_refusal(ref, refusal, doc.external_id, doc), raw_id))
-        for refusal in fact_result.rejected:
-            fact, raw_id = self.facts[refusal.position]
-            ref = self.fact_refs[refusal.position]
-            refused.append((ref, load_refusal(ref, refusal, None, fact), raw_id))
+        for rows, refs, refusals in (
+            (self._doc_rows, self._doc_row_refs, result.rejected),
+            (self._fact_rows, self._fact_row_refs, fact_result.rejected),
+        ):
+            for refusal in refusals:
+                record, raw_id = rows[refusal.position]
+                ref = refs[refusal.position]
+                refused.append((ref, load_refusal(ref, refusal, record), raw_id))
         result.loaded += fact_result.loaded
         result.changed += fact_result.changed
         return result, refused
@@ -836,21 +770,12 @@ class ParsedBatch:
 # ------------------------------------------------------------------------------------------------
 
 
-def load_refusal(item_index: int, refusal: RowRejection, external_id: str | None, record: Any) -> Rejected:
-    """The quarantine record of a parsed row the loader refused (``record``: its Document or Fact), keyed by
-    the document's id or the fact's table key (each snapshot, bar or observation its own row)."""
-    from dataclasses import fields
-
-    from pulse.sources.base import Fact, Rejected, content_key
-
-    item = {f.name: getattr(record, f.name) for f in fields(record)}  # shallow: storable_json copies it
-    if isinstance(record, Fact):
-        key = "|".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in record.key())
-    elif isinstance(external_id, str) and external_id:
-        key = external_id
-    else:
-        key = "sha256:" + content_key(item)
-    return Rejected(item_index, refusal.reason, refusal.detail, external_id, item, key)
+def load_refusal(item_index: int, refusal: RowRejection, record: Document | Fact | Refusal) -> Rejected:
+    """The quarantine record of a row the load refused (``record``: its Document, Fact or Refusal), keyed by
+    the document's id or the fact's table key (:func:`pulse.records.refusal_record`)."""
+    if not isinstance(record, Refusal):
+        record = record_refusal(record, refusal.reason, refusal.detail)
+    return refusal_record(item_index, record, refusal.reason, refusal.detail)
 
 
 def quarantine(

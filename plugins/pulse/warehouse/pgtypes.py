@@ -1,9 +1,9 @@
 """What PostgreSQL accepts: the one place where a value bound for the warehouse is checked.
 
-Every value a parser takes from a source and every value the loader writes goes through the functions here,
-before anything is written. A value that PostgreSQL would refuse, or that would be stored as something other
-than what the source sent, raises :class:`ItemError` with a quarantine :class:`Reason`. Nothing is cleaned,
-rounded, truncated or replaced on the way in: *never change a value silently*.
+Every value a parser takes from a source and every value a record (``pulse.records``) holds goes through the
+functions here, before anything is written. A value that PostgreSQL would refuse, or that would be stored as
+something other than what the source sent, raises :class:`ItemError` with a quarantine :class:`Reason`.
+Nothing is cleaned, rounded, truncated or replaced on the way in: *never change a value silently*.
 
 ==============  ==========================================================================================
 column type     rule
@@ -37,8 +37,8 @@ Quarantine rows must be writable whatever the item holds: :func:`storable_text`,
 :func:`storable_json` *escape* what PostgreSQL cannot hold (NUL becomes the six characters ``\\u0000``, a
 surrogate ``\\ud800``, NaN the string ``"NaN"``) instead of dropping the evidence.
 
-This module imports nothing from the rest of the package, so both the parsers (``pulse.sources``) and the
-loader (``pulse.warehouse.loader``) use it without importing each other.
+This module imports nothing from the rest of the package: the record model (``pulse.records``) stands on it,
+and the parsers (``pulse.sources``) use it for what only they judge.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import orjson
 #: What a source's text field may hold (the parsers' policy, ``text_too_large``; a replay after raising it loads
 #: what it held back). Far below what PostgreSQL accepts, :data:`PG_MAX_TEXT_BYTES`.
 MAX_TEXT_BYTES = 100_000
-#: The most a text value may hold at all: PostgreSQL refuses a field over 1 GB (the loader's limit).
+#: The most a text value may hold at all: PostgreSQL refuses a field over 1 GB (the records' limit).
 PG_MAX_TEXT_BYTES = (1 << 30) - 1024
 #: A B-tree entry is limited to about 2,700 bytes; keys longer than this cannot be indexed.
 MAX_KEY_BYTES = 1_000
@@ -103,7 +103,8 @@ class Reason(StrEnum):
 class ItemError(ValueError):
     """An item (or one of its values) that cannot be loaded; carries its quarantine reason.
 
-    Raised by the parsers (``pulse.sources``) and by the loader alike (``RowRejected`` there).
+    Raised by the parsers (``pulse.sources``) and by the records they build (``pulse.records``, as
+    ``RecordRefused``).
     ``detail`` is always short and storable text.
     """
 
@@ -431,7 +432,7 @@ def _check_json(name: str, value: Any, depth: int) -> None:
 # one dispatch for typed columns
 # ------------------------------------------------------------------------------------------------
 
-#: Column types the loader knows (``pulse.warehouse.loader.COLUMN_TYPES``) and how each is checked.
+#: Column types the records know (``pulse.records.COLUMN_TYPES``) and how each is checked.
 COLUMN_KINDS = (
     "key",
     "text",

@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -474,14 +473,18 @@ def test_windows_beyond_reach_become_coverage_gaps(ended_ago: timedelta, outcome
     """Both endpoints serve only the present: through the extract operator's reach check, a window that ended
     more than 2 hours ago is recorded as a ``beyond_reach`` gap instead of fetched."""
     import pulse.sources.openweathermap as parser
-    from pulse.operators.extract import ExtractToRawOperator
+    from pulse.budget import Budget
+    from pulse.ingest.extract import ExtractRun, reachable
+    from pulse.warehouse.raw import RunContext
 
     assert all(parser.reach(s) == timedelta(hours=2) for s in plan_streams(CONFIG, _window(NOW)))
     window = _window(utcnow() - ended_ago)  # the operator's clock (PULSE_NOW in the suite)
     conn = _Coverage()
-    op = ExtractToRawOperator(task_id="extract", source="openweathermap")
+    run = ExtractRun(
+        conn, "openweathermap", RunContext("d", "r", 1, window), Budget(conn, "openweathermap", ())
+    )
     stream = plan_streams(CONFIG, window)[0]
-    got = op._reachable(conn, parser, stream, window, SimpleNamespace(dag_run_id="r"))
+    got = reachable(run, parser, stream)
     if outcome == "whole":
         assert got == window and conn.rows == []
         return

@@ -1,6 +1,6 @@
 """Property tests: arbitrary JSON and Unicode thrown at every source parser finds nothing but quarantine reasons.
 
-For any page of hostile items (tests/unit/hostile_inputs.py) every parser yields exactly one output per item,
+For any page of hostile items (tests/sources/hostile_inputs.py) every parser yields exactly one output per item,
 in order; an output is a document or fact whose every value PostgreSQL accepts as it is (the loader's row
 builder either takes it or refuses it with a reason), or a quarantine record whose key, detail and item can be
 written. Nothing else is raised; a body that is not a page at all is a ``MalformedPageError``. The paging bounds
@@ -33,7 +33,7 @@ from pulse.sources.base import (
 )
 from pulse.warehouse import pgtypes
 from pulse.warehouse.loader import document_row, fact_row
-from tests.unit.hostile_inputs import (
+from tests.sources.hostile_inputs import (
     NOW,
     SHAPES,
     body_text,
@@ -43,7 +43,7 @@ from tests.unit.hostile_inputs import (
     raw_bodies,
     with_value,
 )
-from tests.unit.hostile_inputs import SOURCES as SHAPED
+from tests.sources.hostile_inputs import SOURCES as SHAPED
 
 HOSTILE = settings(
     derandomize=True,
@@ -263,9 +263,13 @@ def test_fractional_github_stars_are_never_truncated() -> None:
 
 
 def test_a_lone_surrogate_in_an_id_is_refused_with_a_storable_key() -> None:
-    [(_, doc)] = _parse(_reddit_page(_post(name="t3_\ud800x", id="\ud800x")))
-    # The parser lets the id through (it is the item's identity); the loader's row check refuses it.
+    [(_, out)] = _parse(_reddit_page(_post(name="t3_\ud800x", id="\ud800x")))
+    # The parser lets the id through (it is the item's identity); the record model refuses the document, and
+    # the load weighs the refusal like any copy of the item (pulse.records.Refusal).
+    assert isinstance(out, Rejected) and out.refusal is not None
     with pytest.raises(ItemError) as err:
-        document_row(doc, 1, "run")
+        document_row(out.refusal, 1, "run")
     assert err.value.reason == Reason.BAD_FIELD and "surrogate" in err.value.detail
-    assert pgtypes.storable_key(doc.external_id) == "t3_\\ud800x"
+    assert out.reason == Reason.BAD_FIELD and out.detail == err.value.detail
+    assert pgtypes.storable_key(out.item_key) == "t3_\\ud800x"
+    assert pgtypes.storable_key(out.external_id) == "t3_\\ud800x"
