@@ -34,30 +34,8 @@ used up (no retries: rerun tomorrow or use a premium key). "refused ... Check th
 `ops.ingest_runs` for what each run fetched.
 """
 
-from datetime import timedelta
+from pulse.ingest_dag import ingest_dag
+from pulse.sources.alphavantage import SPEC
 
-import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable
-
-from pulse.assets import MARKET_BARS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
-from pulse.operators.extract import ExtractToRawOperator
-from pulse.operators.load import LoadRawToCoreOperator
-from pulse.params import dag_params
-
-with DAG(
-    dag_id="ingest_alphavantage",
-    doc_md=ingest_doc(__doc__),
-    schedule=CronTriggerTimetable("30 22 * * 1-5", timezone="UTC", interval=timedelta(days=1)),
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,  # one run at a time: the free key has 25 calls a day
-    default_args=default_args(),
-    params=dag_params("ingest"),
-    tags=["ingest", "alphavantage"],
-    on_failure_callback=dag_failure_notifier(),
-    deadline=deadline(timedelta(hours=2)),
-):
-    extract = ExtractToRawOperator(task_id="extract", source="alphavantage", pool="alphavantage_api")
-    load = LoadRawToCoreOperator(task_id="load", source="alphavantage", outlets=[MARKET_BARS])
-    extract >> load
+# An Airflow DAG built from the source's declaration (plugins/pulse/sources/alphavantage.py, docs/adding-a-source.md).
+dag = ingest_dag(SPEC, doc_md=__doc__)

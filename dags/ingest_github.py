@@ -34,32 +34,8 @@ task retries with backoff. A 404 names a repository that does not exist (or is p
 `include/sources.yaml`. See `ops.ingest_runs` for what each run fetched.
 """
 
-from datetime import timedelta
+from pulse.ingest_dag import ingest_dag
+from pulse.sources.github import SPEC
 
-import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable
-
-from pulse.assets import CORE_DOCUMENTS, GITHUB_REPO_SNAPSHOTS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
-from pulse.operators.extract import ExtractToRawOperator
-from pulse.operators.load import LoadRawToCoreOperator
-from pulse.params import dag_params
-
-with DAG(
-    dag_id="ingest_github",
-    doc_md=ingest_doc(__doc__),
-    schedule=CronTriggerTimetable("40 * * * *", timezone="UTC", interval=timedelta(hours=1)),
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=2,
-    default_args=default_args(),
-    params=dag_params("ingest"),
-    tags=["ingest", "github"],
-    on_failure_callback=dag_failure_notifier(),
-    deadline=deadline(timedelta(minutes=45)),
-):
-    extract = ExtractToRawOperator(task_id="extract", source="github", pool="github_api")
-    load = LoadRawToCoreOperator(
-        task_id="load", source="github", outlets=[CORE_DOCUMENTS, GITHUB_REPO_SNAPSHOTS]
-    )
-    extract >> load
+# An Airflow DAG built from the source's declaration (plugins/pulse/sources/github.py, docs/adding-a-source.md).
+dag = ingest_dag(SPEC, doc_md=__doc__)

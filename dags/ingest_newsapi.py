@@ -31,30 +31,8 @@ results per query, the run keeps what it got (look for the warning and the 426 p
 `ops.ingest_runs` for what each run fetched.
 """
 
-from datetime import timedelta
+from pulse.ingest_dag import ingest_dag
+from pulse.sources.newsapi import SPEC
 
-import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable
-
-from pulse.assets import CORE_DOCUMENTS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
-from pulse.operators.extract import ExtractToRawOperator
-from pulse.operators.load import LoadRawToCoreOperator
-from pulse.params import dag_params
-
-with DAG(
-    dag_id="ingest_newsapi",
-    doc_md=ingest_doc(__doc__),
-    schedule=CronTriggerTimetable("20 * * * *", timezone="UTC", interval=timedelta(hours=1)),
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=2,
-    default_args=default_args(),
-    params=dag_params("ingest"),
-    tags=["ingest", "newsapi"],
-    on_failure_callback=dag_failure_notifier(),
-    deadline=deadline(timedelta(minutes=45)),
-):
-    extract = ExtractToRawOperator(task_id="extract", source="newsapi", pool="newsapi_api")
-    load = LoadRawToCoreOperator(task_id="load", source="newsapi", outlets=[CORE_DOCUMENTS])
-    extract >> load
+# An Airflow DAG built from the source's declaration (plugins/pulse/sources/newsapi.py, docs/adding-a-source.md).
+dag = ingest_dag(SPEC, doc_md=__doc__)

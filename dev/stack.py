@@ -321,6 +321,23 @@ def warehouse_dsn(sec: dict[str, str] | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
+def source_connections(sim_url: str, extra: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Each source's connection pointed at the simulator: its spec's conn id and type, the simulator's
+    credentials (``SourceSpec.local_conn``), ``extra`` merged into the spec's extras (the tests' fast retries).
+    """
+    if str(ROOT / "plugins") not in sys.path:  # `python -m dev.stack` without the project installed
+        sys.path.append(str(ROOT / "plugins"))
+    from pulse.sources.spec import all_sources
+
+    out = {}
+    for spec in all_sources():
+        conn = {"conn_type": spec.conn_type, "host": sim_url, **spec.local_conn}
+        if spec.local_conn.get("extra") or extra:
+            conn["extra"] = {**spec.local_conn.get("extra", {}), **(extra or {})}
+        out[spec.default_conn_id] = conn
+    return out
+
+
 def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
     """The connections of the local stack. airflow_settings.yaml declares the same ids for Astro users."""
     sim = f"http://{HOST}:{SIM_PORT}"
@@ -334,18 +351,7 @@ def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
             "password": sec["warehouse_password"],
             "schema": WAREHOUSE_DB,
         },
-        "reddit_default": {
-            "conn_type": "generic",
-            "host": sim,
-            "login": "sim-client-id",
-            "password": "sim-client-secret",
-            "extra": {"user_agent": "pulse/0.1 (local stack)", "timeout": 10},
-        },
-        "x_default": {"conn_type": "generic", "host": sim, "password": "sim-x-bearer-token"},
-        "newsapi_default": {"conn_type": "http", "host": sim, "password": "sim-newsapi-key"},
-        "alphavantage_default": {"conn_type": "generic", "host": sim, "password": "sim-alphavantage-key"},
-        "openweathermap_default": {"conn_type": "generic", "host": sim, "password": "sim-owm-key"},
-        "github_default": {"conn_type": "github", "host": sim, "password": "sim-github-token"},
+        **source_connections(sim),
         # One webhook per alert route (pulse.alerts.ROUTES); the receiver records the path, so the channel shows.
         "slack_failures": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/FAILURES"},
         "slack_quality": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/QUALITY"},
@@ -383,6 +389,8 @@ def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pwfile),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "5",
+        # The UI's Test button on the connection form (Pulse's pulse_* types test against the simulator).
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
             f"postgresql+psycopg2://{AIRFLOW_ROLE}:{sec['airflow_db_password']}@{HOST}:{PG_PORT}/{AIRFLOW_DB}"
         ),

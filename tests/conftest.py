@@ -65,6 +65,11 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("pulse", database=None, derandomize=True, deadline=None)
 _hypothesis_settings.load_profile("pulse")
 
+from pulse.sources.spec import all_sources  # noqa: E402
+
+#: Every source of the repository, from the specs (pulse.sources.<source>.SPEC).
+SOURCE_NAMES: tuple[str, ...] = tuple(spec.name for spec in all_sources())
+
 #: The simulator's fixed clock in tests, and the hour before it: the window most tests ingest.
 SIM_NOW = "2026-11-28T12:00:00+00:00"
 WINDOW = ("2026-11-28T11:00:00+00:00", "2026-11-28T12:00:00+00:00")
@@ -126,7 +131,7 @@ def publish_everything(conn: Any) -> None:
 
     tests/quality/test_publish.py covers the audit that moves the horizon for real.
     """
-    sources = ["reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"]
+    sources = list(SOURCE_NAMES)
     conn.execute(
         "INSERT INTO quality.publish_state (source, published_until, dag_run_id)"
         " SELECT s, 'infinity', 'tests' FROM unnest(%s::text[]) s"
@@ -162,26 +167,12 @@ def simulator() -> Iterator[Any]:
 
     sim = SimulatorServer(host="127.0.0.1", port=0, seed=42, now=SIM_NOW)
     sim.start()
-    set_connection(
-        "reddit_default",
-        {
-            "conn_type": "generic",
-            "host": sim.url,
-            "login": "sim-client-id",
-            "password": "sim-client-secret",
-            "extra": {"user_agent": "pulse-tests/0.1", "timeout": 5, "max_attempts": 4, "backoff": 0.2},
-        },
-    )
-    # The other sources: same conventions as dev/stack.py, fast retries for tests.
+    # Every declared source's connection, as dev/stack.py makes them (from the specs), with fast retries.
+    from dev import stack
+
     fast = {"timeout": 5, "max_attempts": 4, "backoff": 0.2}
-    for conn_id, conn_type, secret in (
-        ("x_default", "generic", "sim-x-bearer-token"),
-        ("newsapi_default", "http", "sim-newsapi-key"),
-        ("alphavantage_default", "generic", "sim-alphavantage-key"),
-        ("openweathermap_default", "generic", "sim-owm-key"),
-        ("github_default", "github", "sim-github-token"),
-    ):
-        set_connection(conn_id, {"conn_type": conn_type, "host": sim.url, "password": secret, "extra": fast})
+    for conn_id, conn in stack.source_connections(sim.url, fast).items():
+        set_connection(conn_id, conn)
     yield sim
     sim.stop()
 

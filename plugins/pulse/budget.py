@@ -2,8 +2,9 @@
 
 Each source has one or more limits ``(period in seconds, calls)``; a call is allowed only when every period's
 bucket has room, and the check-and-increment is one atomic statement per period inside one transaction, so
-concurrent tasks never overspend. Defaults follow the free plans (SOURCES.md); override them in
-``include/sources.yaml`` under ``budgets: {<source>: [{per_seconds: N, calls: M}, ...]}``.
+concurrent tasks never overspend. Defaults follow the free plans: each source's ``SourceSpec.budgets``
+(``pulse.sources.<source>``); override them in ``include/sources.yaml`` under
+``budgets: {<source>: [{per_seconds: N, calls: M}, ...]}``.
 Buckets follow the pipeline clock, :func:`pulse.windows.utcnow`.
 """
 
@@ -18,14 +19,18 @@ from pulse.windows import utcnow
 if TYPE_CHECKING:
     import psycopg
 
-DEFAULT_BUDGETS: dict[str, tuple[tuple[int, int], ...]] = {
-    "reddit": ((60, 100),),  # 100 queries/min per OAuth client
-    "x": ((900, 60),),  # recent search, 60 requests / 15 min (Basic, app-only)
-    "newsapi": ((86400, 100),),  # Developer plan, 100 requests/day
-    "alphavantage": ((86400, 25),),  # free key, 25 requests/day
-    "openweathermap": ((60, 60),),  # free APIs, 60 calls/min
-    "github": ((3600, 5000),),  # token, 5,000 requests/hour
-}
+
+def default_budgets() -> dict[str, tuple[tuple[int, int], ...]]:
+    """Every declared source's limits ``((period_s, calls), ...)``, from its spec."""
+    from pulse.sources.spec import all_sources
+
+    return {spec.name: spec.budgets for spec in all_sources()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_BUDGETS":  # the former constant, now always the specs' current limits
+        return default_budgets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ def budgets_from_config(data: dict[str, Any]) -> dict[str, tuple[tuple[int, int]
     """Defaults overridden by the ``budgets`` section of the sources file (validated)."""
     from pulse.config import ConfigError
 
-    out = dict(DEFAULT_BUDGETS)
+    out = default_budgets()
     section = data.get("budgets") or {}
     if not isinstance(section, dict):
         raise ConfigError("budgets: expected a mapping of source to a list of limits")

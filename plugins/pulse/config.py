@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,33 +38,27 @@ def load_all(path: Path | None = None) -> dict[str, Any]:
 
 
 def load_source_config(source: str, path: Path | None = None) -> Any:
-    """Return the validated settings of ``source`` from the sources file."""
+    """Return the validated settings of ``source`` from the sources file.
+
+    A source without an entry uses its spec's ``default_config`` when it declares one (a source declared
+    outside this repository's sources file); otherwise the entry is required.
+    """
     from pulse.sources.base import get_source
 
+    spec = get_source(source)
     data = load_all(path)
-    if source not in data:
+    if source in data:
+        entry = data[source]
+    elif spec.default_config is not None:
+        entry = dict(spec.default_config)
+    else:
         raise ConfigError(f"{path or sources_file()}: no entry for source {source!r}")
-    entry = data[source]
-    if isinstance(entry, dict):
-        entry = {k: v for k, v in entry.items() if k != "schedule"}  # for the DAG file, see schedule_of()
-    return get_source(source).parser_module().parse_config(entry, source)
-
-
-_DURATION = re.compile(r"^(\d+)([mhd])$")
-
-
-def schedule_of(source: str, path: Path | None = None) -> tuple[str, timedelta]:
-    """The ``schedule: {cron, window}`` a source declares (the DAG file must state the same)."""
-    entry = load_all(path).get(source) or {}
-    sched = entry.get("schedule") if isinstance(entry, dict) else None
-    where = f"{source}.schedule"
-    if not isinstance(sched, dict) or set(sched) != {"cron", "window"}:
-        raise ConfigError(f"{where}: expected {{cron: '<cron>', window: <N>m|h|d}}")
-    match = _DURATION.match(str(sched["window"]))
-    if not isinstance(sched["cron"], str) or len(sched["cron"].split()) != 5 or not match:
-        raise ConfigError(f"{where}: bad cron {sched['cron']!r} or window {sched['window']!r}")
-    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return sched["cron"], timedelta(**{unit: int(match.group(1))})
+    if isinstance(entry, dict) and "schedule" in entry:
+        raise ConfigError(
+            f"{source}.schedule: the schedule is declared by the source's spec (pulse.sources.{source}.SPEC), "
+            "not in the sources file"
+        )
+    return spec.parser_module().parse_config(entry, source)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

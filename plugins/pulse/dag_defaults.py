@@ -11,16 +11,17 @@ from typing import Any
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param
 
 from pulse.alerts import PulseSlackNotifier
+from pulse.sources.spec import all_sources
 
 OWNER = "pulse-data"
 
-#: The one tag vocabulary. A DAG carries one layer tag and, for ingestion, one source tag.
+#: The one tag vocabulary. A DAG carries one layer tag and, for ingestion, its source's tags (from the specs).
 LAYER_TAGS = frozenset({"ingest", "enrich", "quality", "trends", "retention", "export", "maintenance"})
-SOURCE_TAGS = frozenset({"reddit", "x", "newsapi", "alphavantage", "openweathermap", "github"})
+SOURCE_TAGS = frozenset(tag for spec in all_sources() for tag in spec.tags) - LAYER_TAGS
 TAGS = LAYER_TAGS | SOURCE_TAGS
 
-#: Pools the DAGs may use; airflow_settings.yaml declares the same ones.
-POOLS = frozenset({"default_pool"} | {f"{source}_api" for source in SOURCE_TAGS})
+#: Pools the DAGs may use: each source's (from the specs; airflow_settings.yaml declares the same ones).
+POOLS = frozenset({"default_pool"} | {spec.pool for spec in all_sources()})
 
 
 def task_failure_notifier() -> PulseSlackNotifier:

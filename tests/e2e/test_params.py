@@ -14,19 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WINDOW, dag_test, truncate_warehouse
+from tests.conftest import SOURCE_NAMES, WINDOW, dag_test, truncate_warehouse
 
 pytestmark = pytest.mark.e2e
 
 INVERTED = {"window_start": WINDOW[1], "window_end": WINDOW[0]}
-INGEST_DAGS = [
-    "ingest_reddit",
-    "ingest_x",
-    "ingest_newsapi",
-    "ingest_alphavantage",
-    "ingest_openweathermap",
-    "ingest_github",
-]
+INGEST_DAGS = [f"ingest_{name}" for name in SOURCE_NAMES]
 
 
 @pytest.fixture

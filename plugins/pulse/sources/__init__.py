@@ -1,1 +1,1 @@
-"""Per-source parsers (pure functions) and the source registry in :mod:`pulse.sources.base`."""
+"""One module per source: its parser (pure functions) and its declaration ``SPEC`` (:mod:`pulse.sources.spec`)."""

@@ -456,3 +456,30 @@ def parse_page(
         except ItemError as exc:
             ident = item_identity(info, key)
             yield index, rejected(index, exc, ident, {key: bar}, PII_KEYS, pseudonymize)
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="alphavantage",
+    title="Alpha Vantage",
+    hook="pulse.hooks.alphavantage:AlphaVantageHook",
+    schedule="30 22 * * 1-5",  # weekdays after the US close
+    default_window=timedelta(days=1),
+    max_active_runs=1,  # one run at a time: the free key has 25 calls a day
+    deadline=timedelta(hours=2),
+    pool_slots=1,
+    budgets=((86400, 25),),
+    budget_note="25 requests/day on the free plan",
+    tables=("core.market_bars",),
+    freshness=Freshness("core.market_bars", max_age_minutes=1500),
+    conn_defaults={"host": "https://www.alphavantage.co"},
+    local_conn={"password": "sim-alphavantage-key"},
+)

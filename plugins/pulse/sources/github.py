@@ -523,3 +523,28 @@ def parse_page(
                 index,
                 rejected(index, exc, known_id(kind, item, at), quarantine_view(item), PII_KEYS, pseudonymize),
             )
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="github",
+    title="GitHub REST",
+    hook="pulse.hooks.github:GithubSourceHook",
+    schedule="40 * * * *",
+    default_window=timedelta(hours=1),
+    pool_slots=2,
+    budgets=((3600, 5000),),
+    budget_note="5,000 requests/hour with a token",
+    tables=("core.documents", "core.github_repo_snapshots"),
+    freshness=Freshness("core.documents", max_age_minutes=180),
+    conn_defaults={"host": "https://api.github.com"},
+    local_conn={"password": "sim-github-token"},
+)

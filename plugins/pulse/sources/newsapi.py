@@ -424,3 +424,28 @@ def _known_id(article: Any) -> str | None:
         return _external_id(article)
     except ItemError:
         return None
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="newsapi",
+    title="NewsAPI",
+    hook="pulse.hooks.newsapi:NewsApiHook",
+    schedule="20 * * * *",
+    default_window=timedelta(hours=1),
+    pool_slots=1,
+    budgets=((86400, 100),),
+    budget_note="100 requests/day on the Developer plan",
+    tables=("core.documents",),
+    freshness=Freshness("core.documents", max_age_minutes=180),
+    conn_defaults={"host": "https://newsapi.org"},
+    local_conn={"password": "sim-newsapi-key"},
+)

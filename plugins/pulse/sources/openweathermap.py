@@ -402,3 +402,29 @@ def parse_page(
             yield index, parse_item(item, ctx, now)
         except ItemError as exc:
             yield index, rejected(index, exc, item_key(city, kind, item), item, PII_KEYS, pseudonymize)
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="openweathermap",
+    title="OpenWeatherMap",
+    hook="pulse.hooks.openweathermap:OpenWeatherMapHook",
+    schedule="5 * * * *",
+    default_window=timedelta(hours=1),
+    deadline=timedelta(minutes=30),
+    pool_slots=2,
+    budgets=((60, 60),),
+    budget_note="60 calls/min on the free plan",
+    tables=("core.weather_observations",),
+    freshness=Freshness("core.weather_observations", max_age_minutes=180),
+    conn_defaults={"host": ""},
+    local_conn={"password": "sim-owm-key"},
+)

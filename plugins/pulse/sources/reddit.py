@@ -195,3 +195,32 @@ def _known_id(child: Any) -> str | None:
         return _external_id(child["kind"], child["data"])
     except ItemError:
         return None
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="reddit",
+    title="Reddit API",
+    hook="pulse.hooks.reddit:RedditHook",
+    schedule="0 * * * *",
+    default_window=timedelta(hours=1),
+    pool_slots=2,
+    budgets=((60, 100),),
+    budget_note="100 requests/min per OAuth client",
+    tables=("core.documents",),
+    freshness=Freshness("core.documents", max_age_minutes=180, severity="critical"),
+    conn_defaults={"host": "", "login": "", "extra": {"user_agent": "pulse/0.1 (by u/your_reddit_user)"}},
+    local_conn={
+        "login": "sim-client-id",
+        "password": "sim-client-secret",
+        "extra": {"user_agent": "pulse/0.1 (local stack)", "timeout": 10},
+    },
+)

@@ -415,3 +415,28 @@ def _scrub(tweet: Any, pseudonymize: Callable[[str | None], str | None]) -> Any:
         for m in mentions
     ]
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration: everything else about this source derives from it (pulse.sources.spec,
+# docs/adding-a-source.md)
+# ------------------------------------------------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from pulse.sources.spec import Freshness, SourceSpec  # noqa: E402
+
+SPEC = SourceSpec(
+    name="x",
+    title="X API v2 recent search",
+    hook="pulse.hooks.x:XHook",
+    schedule="15 * * * *",
+    default_window=timedelta(hours=1),
+    pool_slots=1,
+    budgets=((900, 60),),  # recent search, app-only
+    budget_note="60 requests/15 min on Basic",
+    tables=("core.documents",),
+    freshness=Freshness("core.documents", max_age_minutes=180, severity="critical"),
+    conn_defaults={"host": "https://api.twitter.com"},
+    local_conn={"password": "sim-x-bearer-token"},
+)
