@@ -1,6 +1,6 @@
 """AlphaVantageHook: alpha-vantage, configured from an Airflow connection, fetching series into raw pages.
 
-Connection ``alphavantage_default`` (type ``generic``):
+Connection ``alphavantage_default`` (type ``pulse_alphavantage``; any type works, ``generic`` too):
 
 =============  ==========================================================================================
 field          meaning
@@ -11,7 +11,8 @@ password       the API key (sent as the ``apikey`` query parameter, which ``raw.
 extra          ``timeout`` seconds per request (default 30), ``max_attempts`` per page (default 6),
                ``backoff`` first wait in seconds after a 5xx, timeout or malformed body, doubled per attempt
                (default 1), ``throttle_wait`` first wait in seconds after an HTTP-200 ``Note``/``Information``
-               throttle, doubled per attempt (default 20; Alpha Vantage's per-minute window is 60 s)
+               throttle, doubled per attempt (default 20; Alpha Vantage's per-minute window is 60 s),
+               ``jitter`` (default 0.25), ``max_wait`` (default 60): see :mod:`pulse.hooks.base`
 =============  ==========================================================================================
 
 The same code talks to alphavantage.co or to the simulator: only the connection changes.
@@ -27,7 +28,7 @@ bytes; it never looks at the HTTP status either. So the hook keeps the library's
 attribute of ``AlphaVantage`` shared by the whole worker process, so it is left alone: the hook re-roots the
 query on the connection's host instead.
 
-On top of that the hook honours ``Retry-After`` on 429, retries 5xx, timeouts and malformed bodies with
+On top of that the paging engine (:mod:`pulse.hooks.base`) honours ``Retry-After`` on 429, retries 5xx, timeouts and malformed bodies with
 backoff, waits and retries on the HTTP-200 throttle (``Note``, or ``Information`` without a per-day wording),
 and refuses at once, without retries, what waiting cannot fix: a rejected API key (:class:`SourceAuthError`
 naming the connection), a spent daily quota, a premium-only call, an invalid symbol or call
@@ -37,25 +38,18 @@ naming the connection), a spent daily quota, a premium-only call, an invalid sym
 from __future__ import annotations
 
 import json
-import logging
-import time
-from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
 
+from pulse.hooks.base import HookArgs, Reply, SourceHook, Verdict
 from pulse.sources.alphavantage import MessageKind, api_message, series_info
-from pulse.sources.base import MalformedPageError, Page, PageFetchError, SourceAuthError, Stream
+from pulse.sources.base import MalformedPageError, PageFetchError, SourceAuthError, Stream
 
 if TYPE_CHECKING:
     import requests
-
-    from pulse.windows import Window
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
 SECRET_PARAM = "apikey"
@@ -121,65 +115,47 @@ def _client_class() -> type:
     return RawAlphaVantage
 
 
-class AlphaVantageHook(BaseHook):
+class AlphaVantageHook(SourceHook):
     """Fetch Alpha Vantage series through alpha-vantage, one raw page per call.
 
     :param alphavantage_conn_id: connection with the API key (see module docstring).
-    :param max_attempts: attempts per page for throttling, server errors, timeouts and malformed bodies
-        (default: the connection's ``max_attempts`` extra, else 6).
-    :param max_wait: the longest single wait in seconds (a longer ``Retry-After`` or backoff is capped).
-    :param sleep: how to wait (tests pass a recorder).
+    :param settings: retry settings (``max_attempts``, ``backoff``, ``jitter``, ``max_wait``, ``timeout``,
+        ``sleep``): see :class:`~pulse.hooks.base.SourceHook`.
     """
 
     conn_name_attr = "alphavantage_conn_id"
     default_conn_name = "alphavantage_default"
-    conn_type = "generic"
-    hook_name = "Alpha Vantage"
+    conn_type = "pulse_alphavantage"
+    hook_name = "Alpha Vantage (Pulse)"
+    source_name = "Alpha Vantage"
+    credential = "API key"
+    credential_fix = "the connection's password (the API key)"
+    default_timeout = 30.0
 
-    def __init__(
-        self,
-        alphavantage_conn_id: str = default_conn_name,
-        max_attempts: int | None = None,
-        max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__()
-        self.alphavantage_conn_id = alphavantage_conn_id
-        self.max_attempts = max_attempts or 6
-        self._explicit_attempts = max_attempts is not None
-        self.backoff = 1.0
-        self.throttle_wait = 20.0
-        self.max_wait = max_wait
-        self._sleep = sleep
-        self._secret = ""
+    def __init__(self, alphavantage_conn_id: str = default_conn_name, **settings: Unpack[HookArgs]) -> None:
+        super().__init__(alphavantage_conn_id, **settings)
 
-    # ------------------------------------------------------------------ client
+    @property
+    def throttle_wait(self) -> float:
+        """First wait after an HTTP-200 throttle message (the ``throttle_wait`` extra, default 20 s)."""
+        return float(self.extras.get("throttle_wait", 20.0))
 
     @cached_property
     def client(self) -> Any:
         """The alpha-vantage client (a ``TimeSeries`` + ``CryptoCurrencies``), built on first use."""
         import requests
 
-        conn = self.get_connection(self.alphavantage_conn_id)
-        extra = conn.extra_dejson
+        conn = self.connection
         if not conn.password:
             raise SourceAuthError(
-                f"connection '{self.alphavantage_conn_id}' needs the Alpha Vantage API key in its password"
+                f"connection '{self.conn_id}' needs the Alpha Vantage API key in its password"
             )
-        self._secret = conn.password
-        if not self._explicit_attempts and extra.get("max_attempts"):
-            self.max_attempts = int(extra["max_attempts"])
-        self.backoff = float(extra.get("backoff", self.backoff))
-        self.throttle_wait = float(extra.get("throttle_wait", self.throttle_wait))
         base = (conn.host or "").strip().rstrip("/") or DEFAULT_BASE_URL
         if "://" not in base:
             base = f"https://{base}"  # a bare host name, e.g. www.alphavantage.co
         query_url = base if base.endswith("/query") else f"{base}/query"
         return _client_class()(
-            key=conn.password,
-            session=requests.Session(),
-            query_url=query_url,
-            timeout=float(extra.get("timeout", 30)),
+            key=conn.password, session=requests.Session(), query_url=query_url, timeout=self.timeout
         )
 
     def test_connection(self) -> tuple[bool, str]:
@@ -188,106 +164,50 @@ class AlphaVantageHook(BaseHook):
             response = self.client.call({"function": "GLOBAL_QUOTE", "symbol": "IBM"})
             message = api_message(response.json()) if response.status_code == 200 else None
         except Exception as exc:
-            return False, self._redact(str(exc))
+            return False, self.redact(str(exc))
         if response.status_code != 200:
             return False, f"HTTP {response.status_code}"
         if message is not None and message.kind is not MessageKind.THROTTLED:
             return False, f"{message.key}: {message.text}"
         return True, "Connection successfully tested"
 
-    def _redact(self, text: str) -> str:
-        """Network errors quote the URL, which carries the key: never let it reach logs or alerts."""
-        return text.replace(self._secret, "***") if self._secret else text
-
     # ------------------------------------------------------------------ one page
 
-    def fetch_page(self, stream: Stream, page_no: int, params: dict[str, Any]) -> Page:
-        """GET one series, retrying what can be retried; return it with its raw bytes and headers.
+    def describe(self, stream: Stream, path: str, params: dict[str, Any]) -> str:
+        return _describe(params)
 
-        :raises SourceAuthError: HTTP 401/403, or an HTTP-200 message rejecting the API key, at once.
-        :raises AlphaVantageRefusedError: invalid symbol/call, premium-only call or spent daily quota, at once.
-        :raises MalformedPageError: the body stayed malformed on every attempt (``exc.page`` holds the last).
-        :raises PageFetchError: throttling, 5xx or timeouts outlasted every attempt.
+    def send(self, stream: Stream, params: dict[str, Any], path: str) -> Reply:
+        resp = self.client.call(params)
+        return Reply.of(resp, params=_sent_params(resp))
+
+    def judge_page(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
+        """A 200 may carry a message instead of a series: refused at once, or a throttle to wait out.
+
+        :raises SourceAuthError: a message rejecting the API key.
+        :raises AlphaVantageRefusedError: invalid symbol/call, premium-only call or spent daily quota.
         """
-        import requests
-
-        client = self.client  # resolves the connection's retry settings too
-        what = _describe(params)
-        last_problem = ""
-        malformed: Page | None = None
-        throttled = 0
-        for attempt in range(1, self.max_attempts + 1):
-            last_problem = ""
-            wait = min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
-            try:
-                resp = client.call(params)
-            except requests.RequestException as exc:
-                last_problem = f"network error: {self._redact(repr(exc))}"
-            else:
-                status = resp.status_code
-                if status in (401, 403):
-                    raise self._auth_error(f"HTTP {status}", what)
-                if status == 429:
-                    wait = self._retry_after(resp, default=wait)
-                    last_problem = f"HTTP 429, Retry-After {wait:.0f}s"
-                elif status >= 500 or status == 408:
-                    last_problem = f"HTTP {status}"
-                elif status != 200:
-                    raise PageFetchError(f"Alpha Vantage answered HTTP {status} for {what}")
-                else:
-                    page = Page(
-                        stream=stream,
-                        page_no=page_no,
-                        endpoint=stream.endpoint,
-                        params=_sent_params(resp),
-                        status_code=200,
-                        headers=dict(resp.headers),
-                        body=resp.content,
-                    )
-                    message = api_message(_json_or_none(resp.content))
-                    if message is not None:
-                        self._refuse_if_final(message, what)
-                        wait = min(self.max_wait, self.throttle_wait * 2.0**throttled)
-                        throttled += 1
-                        last_problem = f"throttled (HTTP 200 {message.key!r}: {message.text[:160]})"
-                    else:
-                        try:
-                            info = series_info(resp.content)
-                            asked = str(params.get("symbol", "")).upper()
-                            if asked and info.symbol != asked:
-                                raise MalformedPageError(f"series is for {info.symbol}, not {asked}")
-                        except MalformedPageError as exc:
-                            page.is_valid, page.error = False, str(exc)
-                            malformed, last_problem = page, f"malformed page: {exc}"
-                        else:
-                            page.item_count = len(info.bars)
-                            page.next_cursor = None  # one call holds the whole series: nothing to page
-                            return page
-            if attempt < self.max_attempts:
-                log.warning(
-                    "%s page %s attempt %s/%s: %s; waiting %.1fs",
-                    stream.key,
-                    page_no,
-                    attempt,
-                    self.max_attempts,
-                    last_problem,
-                    wait,
-                )
-                self._sleep(wait)
-        if malformed is not None and last_problem.startswith("malformed"):
-            raise MalformedPageError(
-                f"{what} page {page_no} stayed malformed after {self.max_attempts} attempts: {malformed.error}",
-                page=malformed,
+        message = api_message(_json_or_none(reply.body))
+        if message is not None:
+            self._refuse_if_final(message, _describe(params))
+            return Verdict.throttled(
+                f"throttled (HTTP 200 {message.key!r}: {message.text[:160]})", first_wait=self.throttle_wait
             )
-        raise PageFetchError(
-            f"{what} page {page_no} failed after {self.max_attempts} attempts: {last_problem}"
-        )
+        try:
+            info = series_info(reply.body)
+            asked = str(params.get("symbol", "")).upper()
+            if asked and info.symbol != asked:
+                raise MalformedPageError(f"series is for {info.symbol}, not {asked}")
+        except MalformedPageError as exc:
+            return Verdict.malformed(str(exc))
+        # One call holds the whole series: no next cursor. The planner already chose what the window needs
+        # (one stream per series or per intraday month), so the shared paging yields this one page.
+        return Verdict.ok(len(info.bars))
 
     def _refuse_if_final(self, message: Any, what: str) -> None:
         """Raise for the HTTP-200 messages that waiting cannot fix; return for plain throttling."""
         text = message.text[:300]
         if message.kind is MessageKind.AUTH:
-            raise self._auth_error(f"HTTP 200 {message.key!r}: {text}", what)
+            raise self.auth_error(f"HTTP 200 {message.key!r}: {text}", what)
         if message.kind is MessageKind.INVALID_CALL:
             raise AlphaVantageRefusedError(
                 f"Alpha Vantage refused {what} ({message.key}: {text}). Check the symbol and settings in "
@@ -296,43 +216,13 @@ class AlphaVantageHook(BaseHook):
         if message.kind is MessageKind.PREMIUM:
             raise AlphaVantageRefusedError(
                 f"Alpha Vantage serves {what} to premium keys only ({text}). Use daily_outputsize: compact "
-                f"or a premium key in connection '{self.alphavantage_conn_id}'; not retrying."
+                f"or a premium key in connection '{self.conn_id}'; not retrying."
             )
         if message.kind is MessageKind.DAILY_QUOTA:
             raise AlphaVantageRefusedError(
-                f"the daily request quota of the API key in connection '{self.alphavantage_conn_id}' is spent "
+                f"the daily request quota of the API key in connection '{self.conn_id}' is spent "
                 f"(asked for {what}; {message.key}: {text}). Retrying before the quota resets cannot help."
             )
-
-    def _auth_error(self, how: str, what: str) -> SourceAuthError:
-        return SourceAuthError(
-            f"Alpha Vantage rejected the API key of connection '{self.alphavantage_conn_id}' ({how} on {what}). "
-            "Fix the connection's password (the API key); not retrying."
-        )
-
-    def _retry_after(self, response: requests.Response, default: float) -> float:
-        value = response.headers.get("retry-after")
-        if value:
-            try:
-                return max(0.0, min(self.max_wait, float(value)))
-            except ValueError:
-                pass
-        return default
-
-    # ------------------------------------------------------------------ paging
-
-    def iter_pages(
-        self, stream: Stream, window: Window, cursor: str | None = None, page_no: int = 0
-    ) -> Iterator[Page]:
-        """Yield the stream's only page (``next_cursor`` None: complete).
-
-        Alpha Vantage has no paging: the planner already chose what the window needs (one stream per series
-        or per intraday month), so ``window`` and ``cursor`` change nothing here; ``page_no`` is kept so a
-        resumed stream numbers its page like the operator asks.
-        """
-        page = self.fetch_page(stream, page_no, dict(stream.params))
-        page.next_cursor = None
-        yield page
 
 
 def _describe(params: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """NewsApiHook: NewsAPI over the http provider's HttpHook, configured from an Airflow connection.
 
-Connection ``newsapi_default`` (type ``http``):
+Connection ``newsapi_default`` (type ``pulse_newsapi``; ``http`` and ``generic`` connections work too):
 
 =============  ==========================================================================================
 field          meaning
@@ -13,12 +13,15 @@ login          unused (the http provider would turn it into Basic auth; this hoo
 extra          ``timeout`` seconds per request (default 30), ``max_attempts`` per page (default 6),
                ``backoff`` first wait in seconds, doubled per attempt (default 1), ``max_results`` the
                plan's cap on results per stream (100 on the Developer plan; unset: page until NewsAPI
-               answers 426), ``max_wait`` the longest single wait in seconds (default 60). Other text
-               extras are sent as request headers, as the http provider does.
+               answers 426), ``max_wait`` the longest single wait in seconds (default 60), ``jitter``
+               (default 0.25): see :mod:`pulse.hooks.base`. Other text extras are sent as request
+               headers, as the http provider does.
 =============  ==========================================================================================
 
-The same code talks to newsapi.org or to the simulator: only the connection changes. Per page the hook
-retries 429 (``Retry-After`` when NewsAPI sends one, else backoff), 5xx, timeouts and malformed bodies (bad
+The same code talks to newsapi.org or to the simulator: only the connection changes. Requests go through the
+http provider's ``HttpHook``, handed a view of the connection without the credentials (so no Basic auth) and
+without the extras this hook reads (so they are not sent as headers). Per page the paging engine
+(:mod:`pulse.hooks.base`) retries 429 (``Retry-After`` when NewsAPI sends one, else backoff), 5xx, timeouts and malformed bodies (bad
 JSON, or a proxy's HTML error page served with HTTP 200), turns 401/403 into
 :class:`~pulse.sources.base.SourceAuthError`, and ends a stream cleanly, with a warning and the answer kept
 in raw, on HTTP 426 ``maximumResultsReached`` (the plan's result cap) and on HTTP 400 ``parameterInvalid``
@@ -27,17 +30,15 @@ for a window older than the plan's horizon.
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from airflow.sdk import BaseHook
-
-from pulse.sources.base import MalformedPageError, Page, PageFetchError, SourceAuthError, Stream
+from pulse.hooks.base import RETRY_EXTRAS, HookArgs, Reply, SourceHook, Verdict
+from pulse.sources.base import MalformedPageError, Page, SourceAuthError, Stream
 from pulse.sources.newsapi import (
     CONTROL_PARAMS,
     DEFAULT_PAGE_SIZE,
@@ -60,10 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://newsapi.org"
-#: Connection extras read by this hook; the http provider would otherwise send them as request headers.
-OWN_EXTRAS = frozenset({"timeout", "max_attempts", "backoff", "max_results", "max_wait"})
-
 
 def _utcnow() -> datetime:
     from pulse.windows import utcnow
@@ -71,91 +68,84 @@ def _utcnow() -> datetime:
     return utcnow()
 
 
+DEFAULT_BASE_URL = "https://newsapi.org"
+#: Connection extras read by this hook; the http provider would otherwise send them as request headers.
+OWN_EXTRAS = RETRY_EXTRAS | {"max_results"}
+
+
 def _http_hook(conn: Any) -> HttpHook:
-    """An ``HttpHook(method="GET")`` bound to the already resolved connection ``conn``."""
+    """An ``HttpHook(method="GET")`` on a view of ``conn``: its host and header extras, no credentials."""
     from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk import Connection
 
-    class _NewsApiHttpHook(HttpHook):
-        default_host = DEFAULT_BASE_URL
+    view = Connection(
+        conn_id=conn.conn_id,
+        conn_type="http",
+        host=conn.host or DEFAULT_BASE_URL,
+        schema=conn.schema,
+        port=conn.port,
+        extra=json.dumps({k: v for k, v in (conn.extra_dejson or {}).items() if k not in OWN_EXTRAS}),
+    )
 
-        def get_connection(self, conn_id: str) -> Any:  # type: ignore[override]
-            return conn  # resolved once by NewsApiHook, not once per request
+    class NewsApiHttpHook(HttpHook):
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Any:
+            return view  # resolved once by NewsApiHook, not once per request
 
-        def _configure_session_from_auth(self, session: Any, connection: Any) -> Any:
-            session.auth = None  # the key travels in X-Api-Key only, never as Basic auth
-            return session
-
-        def _configure_session_from_extra(self, session: Any, connection: Any, extra_options: Any) -> Any:
-            session = super()._configure_session_from_extra(session, connection, extra_options)
-            for key in OWN_EXTRAS:
-                session.headers.pop(key, None)
-            return session
-
-    return _NewsApiHttpHook(method="GET", http_conn_id=conn.conn_id)
+    return NewsApiHttpHook(method="GET", http_conn_id=conn.conn_id)
 
 
-class NewsApiHook(BaseHook):
+class NewsApiHook(SourceHook):
     """Page NewsAPI's ``/v2/everything`` and ``/v2/top-headlines`` through the http provider's ``HttpHook``.
 
     :param newsapi_conn_id: connection with the base URL and the API key (see module docstring).
-    :param max_attempts: attempts per page for throttling, server errors, timeouts and malformed bodies
-        (default: the connection's ``max_attempts`` extra, else 6).
-    :param max_wait: the longest single wait in seconds (a longer ``Retry-After`` is capped and retried).
-    :param sleep: how to wait (tests pass a recorder).
     :param now: the clock deciding whether a window is still current for top headlines (default: UTC now).
+    :param settings: retry settings (``max_attempts``, ``backoff``, ``jitter``, ``max_wait``, ``timeout``,
+        ``sleep``): see :class:`~pulse.hooks.base.SourceHook`.
     """
 
     conn_name_attr = "newsapi_conn_id"
     default_conn_name = "newsapi_default"
-    conn_type = "http"
-    hook_name = "NewsAPI"
+    conn_type = "pulse_newsapi"
+    hook_name = "NewsAPI (Pulse)"
+    source_name = "NewsAPI"
+    credential = "API key"
+    credential_fix = "the connection's password (the API key)"
+    default_timeout = 30.0
 
     def __init__(
         self,
         newsapi_conn_id: str = default_conn_name,
-        max_attempts: int | None = None,
-        max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] | None = None,
+        **settings: Unpack[HookArgs],
     ) -> None:
-        super().__init__()
-        self.newsapi_conn_id = newsapi_conn_id
-        self.max_attempts = max_attempts or 6
-        self._explicit_attempts = max_attempts is not None
-        self.backoff = 1.0
-        self.timeout = 30.0
-        self.max_results: int | None = None
-        self.max_wait = max_wait
-        self._sleep = sleep
-        self._now = now
-        self._api_key = ""
+        super().__init__(newsapi_conn_id, **settings)
+        self._clock = now
 
-    # ------------------------------------------------------------------ client
+    def now(self) -> datetime:
+        return (self._clock or _utcnow)()
+
+    @property
+    def max_results(self) -> int | None:
+        """The plan's cap on results per stream (the ``max_results`` extra), or None."""
+        value = self.extras.get("max_results")
+        return int(value) if value else None
 
     @cached_property
     def client(self) -> HttpHook:
-        """The ``HttpHook``, built on first use from the connection (which also sets the retry settings)."""
-        conn = self.get_connection(self.newsapi_conn_id)
-        if not conn.password:
+        """The ``HttpHook``, built on first use from the connection."""
+        if not self.connection.password:
             raise SourceAuthError(
-                f"connection '{self.newsapi_conn_id}' has no NewsAPI key: put it in the password field"
+                f"connection '{self.conn_id}' has no NewsAPI key: put it in the password field"
             )
-        extra = conn.extra_dejson
-        if not self._explicit_attempts and extra.get("max_attempts"):
-            self.max_attempts = int(extra["max_attempts"])
-        self.backoff = float(extra.get("backoff", self.backoff))
-        self.timeout = float(extra.get("timeout", self.timeout))
-        self.max_wait = float(extra.get("max_wait", self.max_wait))
-        self.max_results = int(extra["max_results"]) if extra.get("max_results") else None
-        self._api_key = conn.password
-        return _http_hook(conn)
+        return _http_hook(self.connection)
 
     def _get(self, endpoint: str, params: dict[str, Any]) -> requests.Response:
-        client = self.client  # first: sets the key and the timeout from the connection
+        client = self.client  # first: checks the key is there
         return client.run(
             endpoint,
             data=params,
-            headers={"X-Api-Key": self._api_key},
+            headers={"X-Api-Key": self.connection.password},
             extra_options={"check_response": False, "timeout": self.timeout},
         )
 
@@ -172,106 +162,39 @@ class NewsApiHook(BaseHook):
 
     # ------------------------------------------------------------------ one page
 
-    def _auth_error(self, status: int, info: PageInfo | None, what: str) -> SourceAuthError:
-        said = f" {info.code}: {info.message}" if info is not None and info.code else ""
-        return SourceAuthError(
-            f"NewsAPI rejected the API key of connection '{self.newsapi_conn_id}' (HTTP {status} on {what}"
-            f"{said}). Fix the connection's password (the API key); not retrying."
-        )
+    def prepare_params(self, stream: Stream, params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k not in CONTROL_PARAMS}
 
-    def fetch_page(self, stream: Stream, page_no: int, params: dict[str, Any]) -> Page:
-        """GET one page, retrying what can be retried; return it with its raw bytes and headers.
+    def send(self, stream: Stream, params: dict[str, Any], path: str) -> Reply:
+        return Reply.of(self._get(path, params))
 
-        A 426 ``maximumResultsReached`` or a too-old 400 ``parameterInvalid`` comes back as a valid page with
-        no items, no next cursor and ``error`` saying why the stream ends there.
-
-        :raises SourceAuthError: 401/403, at once.
-        :raises MalformedPageError: the body stayed malformed on every attempt (``exc.page`` holds the last).
-        :raises PageFetchError: throttling, 5xx or timeouts outlasted every attempt, or another 4xx.
-        """
-        import requests
-
-        self.client  # noqa: B018  (resolves the connection's retry settings)
-        params = {k: v for k, v in params.items() if k not in CONTROL_PARAMS}
-        last_problem = ""
-        malformed: Page | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            wait = min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
-            try:
-                resp = self._get(stream.endpoint, params)
-            except requests.RequestException as exc:
-                last_problem = f"network error: {exc!r}"
-            else:
-                page = Page(
-                    stream=stream,
-                    page_no=page_no,
-                    endpoint=stream.endpoint,
-                    params=params,
-                    status_code=resp.status_code,
-                    headers=dict(resp.headers),
-                    body=resp.content,
-                )
-                status = resp.status_code
-                info = _error_info(resp.content) if status != 200 else None
-                if status == 200:
-                    try:
-                        ok = page_info(resp.content)
-                        if ok.status != "ok":
-                            raise MalformedPageError(f"HTTP 200 carrying a NewsAPI error ({ok.code})")
-                    except MalformedPageError as exc:
-                        page.is_valid, page.error = False, str(exc)
-                        malformed, last_problem = page, f"malformed page: {exc}"
-                    else:
-                        page.item_count = len(ok.articles)
-                        page.next_cursor = next_page(params, ok)
-                        return page
-                elif status in (401, 403):
-                    raise self._auth_error(status, info, stream.endpoint)
-                elif info is not None and (end := end_of_stream(status, info)):
-                    page.item_count, page.next_cursor, page.error = 0, None, end
-                    return page
-                elif status == 429:
-                    wait = self._retry_after(resp, default=wait)
-                    last_problem = f"HTTP 429 ({info.code if info else 'no code'})"
-                elif status >= 500 or status == 408:
-                    last_problem = f"HTTP {status}"
-                else:
-                    said = f"{info.code}: {info.message}" if info else resp.text[:200]
-                    raise PageFetchError(f"NewsAPI answered HTTP {status} for {stream.endpoint}: {said}")
-            if attempt < self.max_attempts:
-                log.warning(
-                    "%s page %s attempt %s/%s: %s; waiting %.1fs",
-                    stream.key,
-                    page_no,
-                    attempt,
-                    self.max_attempts,
-                    last_problem,
-                    wait,
-                )
-                self._sleep(wait)
-        if malformed is not None and last_problem.startswith("malformed"):
-            raise MalformedPageError(
-                f"{stream.endpoint} page {page_no} stayed malformed after {self.max_attempts} attempts: "
-                f"{malformed.error}",
-                page=malformed,
+    def judge(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
+        """Besides the usual: a 426 ``maximumResultsReached`` or a too-old 400 ``parameterInvalid`` is a valid
+        page with no items and no next cursor, its ``error`` saying why the stream ends there."""
+        if reply.status == 200:
+            return self.judge_page(stream, reply, params)
+        info = _error_info(reply.body)
+        said = f"{info.code}: {info.message}" if info is not None else reply.text[:200]
+        if reply.status in (401, 403):
+            return Verdict.auth(f"HTTP {reply.status}", f" {said}" if info is not None and info.code else "")
+        if info is not None and (end := end_of_stream(reply.status, info)):
+            return Verdict.ok(0, None, error=end)
+        if reply.status == 429:
+            return Verdict.throttled(
+                f"HTTP 429 ({info.code if info else 'no code'})", self.retry_after(reply)
             )
-        raise PageFetchError(
-            f"{stream.endpoint} page {page_no} failed after {self.max_attempts} attempts: {last_problem}"
-        )
+        if reply.status >= 500 or reply.status == 408:
+            return Verdict.retry(f"HTTP {reply.status}")
+        return Verdict.refused(f"HTTP {reply.status}", said)
 
-    def _retry_after(self, response: requests.Response, default: float) -> float:
-        """``Retry-After`` in seconds or as an HTTP date, capped by ``max_wait``; ``default`` without one."""
-        value = response.headers.get("retry-after")
-        if not value:
-            return default
+    def judge_page(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
         try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                seconds = (parsedate_to_datetime(value) - _utcnow()).total_seconds()
-            except (TypeError, ValueError):
-                return default
-        return max(0.0, min(self.max_wait, seconds))
+            ok = page_info(reply.body)
+            if ok.status != "ok":
+                raise MalformedPageError(f"HTTP 200 carrying a NewsAPI error ({ok.code})")
+        except MalformedPageError as exc:
+            return Verdict.malformed(str(exc))
+        return Verdict.ok(len(ok.articles), next_page(params, ok))
 
     # ------------------------------------------------------------------ paging
 
@@ -287,11 +210,10 @@ class NewsApiHook(BaseHook):
         says how far back the stream got (the rest of the window is a listing-cap gap). A top-headlines
         stream whose window is no longer current yields nothing (with a warning): the API cannot serve it.
         """
-        reason = out_of_reach(stream, window, (self._now or _utcnow)())
+        reason = out_of_reach(stream, window, self.now())
         if reason:
             log.warning("%s: not fetched, %s", stream.key, reason)
             return
-        self.client  # noqa: B018  (resolves max_results)
         base = request_params(stream)
         if stream.endpoint == EVERYTHING:
             base.update({"from": api_time(window.start), "to": api_time(window.end)})

@@ -1,6 +1,6 @@
 """RedditHook: praw, configured from an Airflow connection, paging listings into raw pages.
 
-Connection ``reddit_default`` (any type; ``generic`` in the local stack):
+Connection ``reddit_default`` (type ``pulse_reddit``; any type works, ``generic`` too):
 
 =============  ==========================================================================================
 field          meaning
@@ -11,25 +11,23 @@ host           optional base URL for both the API and the token endpoint (the si
                ``https://oauth.reddit.com`` and ``https://www.reddit.com``
 extra          ``user_agent`` (required by Reddit's rules), ``oauth_url`` / ``reddit_url`` to set the two
                bases separately, ``timeout`` seconds (default 16), ``max_attempts`` per page (default 6),
-               ``backoff`` first wait in seconds, doubled per attempt (default 1)
+               ``backoff`` first wait in seconds, doubled per attempt (default 1), ``jitter`` (default
+               0.25), ``max_wait`` longest wait in seconds (default 60): see :mod:`pulse.hooks.base`
 =============  ==========================================================================================
 
 The same code talks to reddit.com or to the simulator: only the connection changes. praw/prawcore keep their
-own behaviour (token refresh, ``x-ratelimit-*`` pacing, two retries on 5xx); on top of that the hook honours
-``Retry-After`` on 429, retries 5xx bursts, timeouts and malformed pages with backoff, and turns rejected
-credentials into :class:`~pulse.sources.base.SourceAuthError` so the task fails fast instead of retrying.
+own behaviour (token refresh, ``x-ratelimit-*`` pacing, two retries on 5xx); the response is captured below
+them by a session response hook, and the paging engine (:mod:`pulse.hooks.base`) honours ``Retry-After`` /
+``x-ratelimit-reset`` on 429, retries 5xx bursts, timeouts and malformed pages with backoff, and turns
+rejected credentials into :class:`~pulse.sources.base.SourceAuthError` so the task fails fast.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from airflow.sdk import BaseHook
-
+from pulse.hooks.base import HookArgs, Reply, SourceHook, TransientError, Verdict
 from pulse.sources.base import MalformedPageError, Page, PageFetchError, SourceAuthError, Stream
 from pulse.sources.reddit import listing_info
 
@@ -39,78 +37,56 @@ if TYPE_CHECKING:
 
     from pulse.windows import Window
 
-log = logging.getLogger(__name__)
+__all__ = ["PageFetchError", "RedditHook"]
 
 
-def _timeout_session_class() -> type:
+def _TimeoutSession(timeout: float) -> requests.Session:
     import requests
 
     class TimeoutSession(requests.Session):
         """A session whose timeout wins over the fixed 16 s prawcore passes with every request."""
 
-        def __init__(self, timeout: float) -> None:
-            super().__init__()
-            self.timeout = timeout
-
         def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-            kwargs["timeout"] = self.timeout
+            kwargs["timeout"] = timeout
             return super().request(*args, **kwargs)
 
-    return TimeoutSession
+    return TimeoutSession()
 
 
-def _TimeoutSession(timeout: float) -> requests.Session:
-    return _timeout_session_class()(timeout)
-
-
-class RedditHook(BaseHook):
+class RedditHook(SourceHook):
     """Read Reddit listings through praw.
 
     :param reddit_conn_id: connection with the app's client id and secret (see module docstring).
-    :param max_attempts: attempts per page for throttling, server errors, timeouts and malformed bodies
-        (default: the connection's ``max_attempts`` extra, else 6).
-    :param max_wait: the longest single wait in seconds (a longer ``Retry-After`` is capped and retried).
+    :param settings: retry settings (``max_attempts``, ``backoff``, ``jitter``, ``max_wait``, ``timeout``,
+        ``sleep``): see :class:`~pulse.hooks.base.SourceHook`.
     """
 
     conn_name_attr = "reddit_conn_id"
     default_conn_name = "reddit_default"
-    conn_type = "generic"
-    hook_name = "Reddit"
+    conn_type = "pulse_reddit"
+    hook_name = "Reddit (Pulse)"
+    source_name = "Reddit"
+    credential_fix = "the connection's login (client id) and password (client secret)"
+    default_timeout = 16.0
+    reset_headers = {"x-ratelimit-reset": "seconds"}
+    cursor_param = "after"
 
-    def __init__(
-        self,
-        reddit_conn_id: str = default_conn_name,
-        max_attempts: int | None = None,
-        max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__()
-        self.reddit_conn_id = reddit_conn_id
-        self.max_attempts = max_attempts or 6
-        self._explicit_attempts = max_attempts is not None
-        self.backoff = 1.0
-        self.max_wait = max_wait
-        self._sleep = sleep
+    def __init__(self, reddit_conn_id: str = default_conn_name, **settings: Unpack[HookArgs]) -> None:
+        super().__init__(reddit_conn_id, **settings)
         self._last_response: requests.Response | None = None
-
-    # ------------------------------------------------------------------ client
 
     @cached_property
     def client(self) -> praw.Reddit:
         """The praw client, built on first use from the connection."""
         import praw
 
-        conn = self.get_connection(self.reddit_conn_id)
-        extra = conn.extra_dejson
+        conn, extra = self.connection, self.extras
         if not conn.login or not conn.password:
             raise SourceAuthError(
-                f"connection '{self.reddit_conn_id}' needs the Reddit app's client id (login) and secret (password)"
+                f"connection '{self.conn_id}' needs the Reddit app's client id (login) and secret (password)"
             )
-        if not self._explicit_attempts and extra.get("max_attempts"):
-            self.max_attempts = int(extra["max_attempts"])
-        self.backoff = float(extra.get("backoff", self.backoff))
         base = (conn.host or "").rstrip("/")
-        session = _TimeoutSession(float(extra.get("timeout", 16)))
+        session = _TimeoutSession(self.timeout)
         session.hooks["response"].append(self._remember)
         return praw.Reddit(
             client_id=conn.login,
@@ -135,125 +111,41 @@ class RedditHook(BaseHook):
 
     # ------------------------------------------------------------------ one page
 
-    def _auth_error(self, status: int | str, what: str) -> SourceAuthError:
-        return SourceAuthError(
-            f"Reddit rejected the credentials of connection '{self.reddit_conn_id}' (HTTP {status} on {what}). "
-            "Fix the connection's login (client id) and password (client secret); not retrying."
-        )
+    def transient_errors(self) -> tuple[type[BaseException], ...]:
+        return (TransientError,)
 
-    def fetch_page(self, stream: Stream, page_no: int, params: dict[str, Any]) -> Page:
-        """GET one listing page, retrying what can be retried; return it with its raw bytes and headers.
-
-        :raises SourceAuthError: 401/403, at once.
-        :raises MalformedPageError: the body stayed malformed on every attempt (``exc.page`` holds the last).
-        :raises PageFetchError: throttling, 5xx or timeouts outlasted every attempt.
-        """
+    def send(self, stream: Stream, params: dict[str, Any], path: str) -> Reply:
+        """GET through praw; whatever prawcore raises for an answer, the answer itself is judged."""
         import prawcore
 
-        client = self.client  # resolves the connection's retry settings too
-        last_problem = ""
-        malformed: Page | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            self._last_response = None
-            last_problem = ""
-            wait = min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
-            try:
-                client.request(method="GET", path=stream.endpoint, params=params)
-            except prawcore.TooManyRequests as exc:
-                wait = self._retry_after(exc.response, default=wait)
-                last_problem = f"HTTP 429, Retry-After {wait:.0f}s"
-            except (prawcore.OAuthException, prawcore.InvalidToken, prawcore.Forbidden) as exc:
-                status = getattr(getattr(exc, "response", None), "status_code", "401")
-                raise self._auth_error(status, stream.endpoint) from exc
-            except prawcore.BadJSON:
-                pass  # judged below from the captured body, like any other 200
-            except prawcore.ResponseException as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    raise self._auth_error(status, stream.endpoint) from exc
-                if status < 500 and status != 408:
-                    raise PageFetchError(
-                        f"Reddit answered HTTP {status} for {stream.endpoint}: {exc}"
-                    ) from exc
-                last_problem = f"HTTP {status}"
-            except prawcore.RequestException as exc:
-                last_problem = f"network error: {exc.original_exception!r}"
-            resp = self._last_response
-            if resp is not None and resp.status_code == 200 and not last_problem.startswith("HTTP 429"):
-                page = Page(
-                    stream=stream,
-                    page_no=page_no,
-                    endpoint=stream.endpoint,
-                    params=params,
-                    status_code=200,
-                    headers=dict(resp.headers),
-                    body=resp.content,
-                )
-                try:
-                    info = listing_info(resp.content)
-                except MalformedPageError as exc:
-                    page.is_valid, page.error = False, str(exc)
-                    malformed, last_problem = page, f"malformed page: {exc}"
-                else:
-                    page.item_count = len(info.children)
-                    page.next_cursor = info.after
-                    page.oldest_created = info.oldest_created
-                    return page
-            if attempt < self.max_attempts:
-                log.warning(
-                    "%s page %s attempt %s/%s: %s; waiting %.1fs",
-                    stream.key,
-                    page_no,
-                    attempt,
-                    self.max_attempts,
-                    last_problem,
-                    wait,
-                )
-                self._sleep(wait)
-        if malformed is not None and last_problem.startswith("malformed"):
-            raise MalformedPageError(
-                f"{stream.endpoint} page {page_no} stayed malformed after {self.max_attempts} attempts: "
-                f"{malformed.error}",
-                page=malformed,
-            )
-        raise PageFetchError(
-            f"{stream.endpoint} page {page_no} failed after {self.max_attempts} attempts: {last_problem}"
-        )
+        client = self.client
+        self._last_response = None
+        try:
+            client.request(method="GET", path=path, params=params)
+        except (prawcore.OAuthException, prawcore.InvalidToken, prawcore.Forbidden) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", "401")
+            raise self.auth_error(f"HTTP {status}", path) from exc
+        except prawcore.ResponseException:
+            pass  # 429, 5xx, bad JSON...: judged from the captured response
+        except prawcore.RequestException as exc:
+            raise TransientError(repr(exc.original_exception)) from exc
+        if self._last_response is None:
+            raise TransientError("no response")
+        return Reply.of(self._last_response)
 
-    def _retry_after(self, response: requests.Response | None, default: float) -> float:
-        if response is None:
-            return default
-        for header in ("retry-after", "x-ratelimit-reset"):
-            value = response.headers.get(header)
-            if value:
-                try:
-                    return max(0.0, min(self.max_wait, float(value)))
-                except ValueError:
-                    continue
-        return default
+    def judge_page(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
+        try:
+            info = listing_info(reply.body)
+        except MalformedPageError as exc:
+            return Verdict.malformed(str(exc))
+        return Verdict.ok(len(info.children), info.after, info.oldest_created)
 
     # ------------------------------------------------------------------ paging
 
-    def iter_pages(
-        self, stream: Stream, window: Window, cursor: str | None = None, page_no: int = 0
-    ) -> Iterator[Page]:
-        """Page a newest-first listing back to the window's start (or to the listing's end).
+    def stream_params(self, stream: Stream, window: Window) -> dict[str, Any]:
+        return {**stream.params, "raw_json": 1}
 
-        Each yielded page has ``next_cursor`` set to the ``after`` to continue from, or ``None`` when the
-        stream is complete for this window, so a retry can resume after the last stored page.
-        """
-        start_epoch = window.start.timestamp()
-        while True:
-            params: dict[str, Any] = {**stream.params, "raw_json": 1}
-            if cursor:
-                params["after"] = cursor
-            page = self.fetch_page(stream, page_no, params)
-            oldest = page.oldest_created
-            if page.next_cursor is not None and oldest is not None and oldest < start_epoch:
-                page.next_cursor = None  # reached items older than the window: done
-            if page.item_count == 0:
-                page.next_cursor = None
-            yield page
-            if page.next_cursor is None:
-                return
-            cursor, page_no = page.next_cursor, page_no + 1
+    def is_last(self, stream: Stream, window: Window, page: Page, params: dict[str, Any]) -> bool:
+        """A newest-first listing is complete at an empty page or at items older than the window's start."""
+        oldest = page.oldest_created
+        return not page.item_count or (oldest is not None and oldest < window.start.timestamp())

@@ -1,6 +1,6 @@
 """XHook: tweepy's v2 ``Client``, configured from an Airflow connection, paging recent search into raw pages.
 
-Connection ``x_default`` (type ``generic``):
+Connection ``x_default`` (type ``pulse_x``; any type works, ``generic`` too):
 
 =============  ==========================================================================================
 field          meaning
@@ -9,7 +9,8 @@ password       the app's bearer token (app-only auth)
 host           optional base URL (the simulator, e.g. ``http://127.0.0.1:8765``); empty means
                ``https://api.twitter.com``. A host without a scheme is taken as ``https://host[:port]``.
 extra          ``timeout`` seconds per request (default 30), ``max_attempts`` per page (default 6),
-               ``backoff`` first wait in seconds, doubled per attempt (default 1)
+               ``backoff`` first wait in seconds, doubled per attempt (default 1), ``jitter`` (default
+               0.25), ``max_wait`` (default 60): see :mod:`pulse.hooks.base`
 =============  ==========================================================================================
 
 The same code talks to api.twitter.com or to the simulator: tweepy hard-codes ``https://api.twitter.com``,
@@ -17,9 +18,9 @@ so the client gets a session that re-roots that prefix onto the connection's hos
 connection's timeout, which tweepy never sets). The client returns raw ``requests`` responses
 (``return_type=requests.Response``), so every page keeps the bytes and headers as received.
 
-Limits and failures: a 429 waits until ``x-rate-limit-reset`` (epoch seconds, compared with the server's
+Limits and failures (the paging engine, :mod:`pulse.hooks.base`): a 429 waits until ``x-rate-limit-reset`` (epoch seconds, compared with the server's
 ``Date``), or ``Retry-After`` when sent, capped by ``max_wait``; 5xx, timeouts and malformed pages are
-retried with backoff; 401/403 raise :class:`~pulse.sources.base.SourceAuthError` naming the connection.
+retried with backoff (429s have their own ``max_attempts`` budget); 401/403 raise :class:`~pulse.sources.base.SourceAuthError` naming the connection.
 
 Windows: recent search reaches back 7 days and its ``end_time`` must be at least 10 s before the request.
 The server's clock decides: a window X refuses as too old yields nothing (logged, recorded in
@@ -30,19 +31,16 @@ starting on its tick) is waited for first, so its last seconds are not lost.
 
 from __future__ import annotations
 
-import email.utils
+import json
 import logging
-import math
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from airflow.sdk import BaseHook
-
+from pulse.hooks.base import HookArgs, Reply, SourceHook, Verdict, header, http_date
 from pulse.sources.base import MalformedPageError, Page, PageFetchError, SourceAuthError, Stream
 from pulse.sources.x import END_LAG, REACH_MARGIN, SEARCH_RECENT, search_info
 from pulse.windows import utcnow
@@ -61,8 +59,6 @@ END_MARGIN = timedelta(seconds=2)
 #: How many times one page may be re-planned after X refuses its window.
 MAX_WINDOW_ADJUSTMENTS = 3
 
-# X writes its Date as "Fri, 07 Oct 2022 22:43:19 UTC" (HTTP says GMT): accept both.
-_HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} (?:GMT|UTC)")
 _ON_OR_AFTER = re.compile(r"must be on or after (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z)")
 
 
@@ -124,18 +120,10 @@ def _base_url(host: str | None, port: int | None) -> str:
     return f"https://{host}:{port}" if port else f"https://{host}"
 
 
-def server_time(response: requests.Response | None) -> datetime | None:
+def server_time(response: requests.Response | Reply | None) -> datetime | None:
     """The server's clock from a response's ``Date`` header (the last value when it was sent twice)."""
-    if response is None:
-        return None
-    value = response.headers.get("date") or ""
-    dates = _HTTP_DATE.findall(value)
-    if not dates:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(dates[-1]).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
+    when = http_date(header(response.headers, "date")) if response is not None else None
+    return datetime.fromtimestamp(when, UTC) if when is not None else None
 
 
 def _rfc3339(value: datetime, *, up: bool = False) -> str:
@@ -146,43 +134,40 @@ def _rfc3339(value: datetime, *, up: bool = False) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class XHook(BaseHook):
+class XHook(SourceHook):
     """Read X API v2 recent search through tweepy.
 
     :param x_conn_id: connection with the bearer token and optional base URL (see module docstring).
-    :param max_attempts: attempts per page for server errors, timeouts and malformed bodies, and separately
-        for 429s (default: the connection's ``max_attempts`` extra, else 6).
-    :param max_wait: the longest single wait in seconds (a later rate-limit reset is capped and retried).
-    :param sleep: how to wait (tests pass a recorder).
     :param clock: the pipeline's clock (default :func:`pulse.windows.utcnow`), used to wait for a window that
         ended seconds ago and when X sends no ``Date``.
+    :param settings: retry settings (``max_attempts`` for server errors, timeouts and malformed bodies, and
+        separately for 429s; ``backoff``, ``jitter``, ``max_wait``, ``timeout``, ``sleep``): see
+        :class:`~pulse.hooks.base.SourceHook`.
     """
 
     conn_name_attr = "x_conn_id"
     default_conn_name = "x_default"
-    conn_type = "generic"
-    hook_name = "X (Twitter)"
+    conn_type = "pulse_x"
+    hook_name = "X (Pulse)"
+    source_name = "X"
+    credential_fix = "the connection's password (the bearer token) or the app's API access"
+    default_timeout = 30.0
+    reset_headers = {"x-rate-limit-reset": "epoch"}
+    separate_throttle_budget = True
 
     def __init__(
         self,
         x_conn_id: str = default_conn_name,
-        max_attempts: int | None = None,
-        max_wait: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] | None = None,
+        **settings: Unpack[HookArgs],
     ) -> None:
-        super().__init__()
-        self.x_conn_id = x_conn_id
-        self.max_attempts = max_attempts or 6
-        self._explicit_attempts = max_attempts is not None
-        self.backoff = 1.0
-        self.max_wait = max_wait
-        self._sleep = sleep
+        super().__init__(x_conn_id, **settings)
         self._clock = clock or utcnow
         #: What X could not serve, per stream, in the order found (for a coverage record).
         self.gaps: list[Gap] = []
 
-    # ------------------------------------------------------------------ client
+    def now(self) -> datetime:
+        return self._clock()
 
     @cached_property
     def client(self) -> tweepy.Client:
@@ -190,20 +175,14 @@ class XHook(BaseHook):
         import requests
         import tweepy
 
-        conn = self.get_connection(self.x_conn_id)
+        conn = self.connection
         if not conn.password:
-            raise SourceAuthError(f"connection '{self.x_conn_id}' needs the X bearer token (password)")
-        extra = conn.extra_dejson
-        if not self._explicit_attempts and extra.get("max_attempts"):
-            self.max_attempts = int(extra["max_attempts"])
-        self.backoff = float(extra.get("backoff", self.backoff))
+            raise SourceAuthError(f"connection '{self.conn_id}' needs the X bearer token (password)")
         client = tweepy.Client(
             bearer_token=conn.password, return_type=requests.Response, wait_on_rate_limit=False
         )
         client.session.close()
-        client.session = _rebased_session_class()(
-            _base_url(conn.host, conn.port), float(extra.get("timeout", 30))
-        )
+        client.session = _rebased_session_class()(_base_url(conn.host, conn.port), self.timeout)
         return client
 
     def test_connection(self) -> tuple[bool, str]:
@@ -216,134 +195,47 @@ class XHook(BaseHook):
 
     # ------------------------------------------------------------------ one page
 
-    def _auth_error(self, status: int, what: str) -> SourceAuthError:
-        return SourceAuthError(
-            f"X rejected the credentials of connection '{self.x_conn_id}' (HTTP {status} on {what}). "
-            "Fix the connection's password (the bearer token) or the app's API access; not retrying."
-        )
+    def describe(self, stream: Stream, path: str, params: dict[str, Any]) -> str:
+        return f"{path} ({stream.key})"
 
-    def fetch_page(self, stream: Stream, page_no: int, params: dict[str, Any]) -> Page:
-        """GET one recent-search page, retrying what can be retried; return it with its raw bytes and headers.
+    def page_label(self, stream: Stream, page_no: int, path: str, params: dict[str, Any]) -> str:
+        return f"{path} page {page_no} ({stream.key})"
 
-        ``params`` are the query parameters as sent (``tweet.fields``, ``start_time``, ``next_token``...).
-
-        :raises SourceAuthError: 401/403, at once.
-        :raises WindowRejectedError: 400 about ``start_time``/``end_time`` (see :meth:`iter_pages`).
-        :raises MalformedPageError: the body stayed malformed on every attempt (``exc.page`` holds the last).
-        :raises PageFetchError: another 4xx at once; throttling, 5xx or timeouts outlasting every attempt.
-        """
-        import requests
-        import tweepy
-
+    def prepare_params(self, stream: Stream, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` are the query parameters as sent (``tweet.fields``, ``start_time``, ``next_token``...)."""
         if stream.endpoint != SEARCH_RECENT:
             raise ValueError(f"XHook pages {SEARCH_RECENT} only, not {stream.endpoint}")
-        client = self.client  # resolves the connection's retry settings too
+        return dict(params)
+
+    def send(self, stream: Stream, params: dict[str, Any], path: str) -> Reply:
+        """Search through tweepy; for an error answer, tweepy's exception carries the response."""
+        import tweepy
+
         kwargs = {k.replace(".", "_"): v for k, v in params.items() if k != "query"}
-        failures = throttles = 0
-        malformed: Page | None = None
-        while True:
-            problem = ""
-            wait = min(self.max_wait, self.backoff * 2.0**failures)
-            try:
-                resp = client.search_recent_tweets(params["query"], **kwargs)
-            except tweepy.TooManyRequests as exc:
-                throttles += 1
-                wait = self._throttle_wait(exc.response, default=wait)
-                problem = f"HTTP 429 (rate limit), waiting {wait:.0f}s for the reset"
-                if throttles >= self.max_attempts:
-                    raise PageFetchError(
-                        f"{stream.endpoint} page {page_no} stayed throttled after {throttles} attempts "
-                        f"({stream.key}): {problem}"
-                    ) from exc
-            except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-                raise self._auth_error(exc.response.status_code, stream.endpoint) from exc
-            except tweepy.BadRequest as exc:
-                raise self._bad_request(exc.response, stream) from exc
-            except tweepy.HTTPException as exc:
-                status = exc.response.status_code
-                if status < 500 and status != 408:
-                    raise PageFetchError(
-                        f"X answered HTTP {status} for {stream.endpoint} ({stream.key}): {exc}"
-                    ) from exc
-                failures += 1
-                problem = f"HTTP {status}"
-            except requests.RequestException as exc:
-                failures += 1
-                problem = f"network error: {exc!r}"
-            else:
-                page = Page(
-                    stream=stream,
-                    page_no=page_no,
-                    endpoint=stream.endpoint,
-                    params=dict(params),
-                    status_code=resp.status_code,
-                    headers=dict(resp.headers),
-                    body=resp.content,
-                )
-                try:
-                    info = search_info(resp.content)
-                except MalformedPageError as exc:
-                    page.is_valid, page.error = False, str(exc)
-                    malformed = page
-                    failures += 1
-                    problem = f"malformed page: {exc}"
-                else:
-                    page.item_count = len(info.tweets)
-                    page.next_cursor = info.next_token
-                    return page
-            if failures >= self.max_attempts:
-                break
-            log.warning(
-                "%s page %s: %s (failed %s/%s, throttled %s/%s); waiting %.1fs",
-                stream.key,
-                page_no,
-                problem,
-                failures,
-                self.max_attempts,
-                throttles,
-                self.max_attempts,
-                wait,
-            )
-            self._sleep(wait)
-        if malformed is not None and problem.startswith("malformed"):
-            raise MalformedPageError(
-                f"{stream.endpoint} page {page_no} ({stream.key}) stayed malformed after {failures} attempts: "
-                f"{malformed.error}",
-                page=malformed,
-            )
-        raise PageFetchError(
-            f"{stream.endpoint} page {page_no} ({stream.key}) failed after {failures} attempts: {problem}"
-        )
+        try:
+            return Reply.of(self.client.search_recent_tweets(params["query"], **kwargs))
+        except tweepy.HTTPException as exc:
+            return Reply.of(exc.response)
 
-    def _now(self, response: requests.Response | None = None) -> datetime:
-        return server_time(response) or self._clock()
+    def judge(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
+        """Besides the usual: a 400 about the window raises :class:`WindowRejectedError` (see
+        :meth:`iter_pages`), any other 400 is refused."""
+        if reply.status == 400:
+            raise self._bad_request(reply, stream)
+        return super().judge(stream, reply, params)
 
-    def _throttle_wait(self, response: requests.Response, default: float) -> float:
-        """Seconds until X lifts the limit: ``Retry-After`` and/or ``x-rate-limit-reset`` minus the server's
-        ``Date``; the later of the two, capped by ``max_wait``; ``default`` when neither helps."""
-        hints: list[float] = []
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            try:
-                hints.append(float(retry_after))
-            except ValueError:  # the HTTP-date form
-                match = _HTTP_DATE.search(retry_after)
-                if match:
-                    when = email.utils.parsedate_to_datetime(match.group(0))
-                    hints.append((when - self._now(response)).total_seconds())
-        reset = response.headers.get("x-rate-limit-reset")
-        if reset and reset.strip().isdigit():
-            hints.append(float(reset) - self._now(response).timestamp())
-        wait = max(hints, default=0.0)
-        if wait <= 0:
-            wait = default
-        return min(self.max_wait, float(math.ceil(wait)))
+    def judge_page(self, stream: Stream, reply: Reply, params: dict[str, Any]) -> Verdict:
+        try:
+            info = search_info(reply.body)
+        except MalformedPageError as exc:
+            return Verdict.malformed(str(exc))
+        return Verdict.ok(len(info.tweets), info.next_token)
 
-    def _bad_request(self, response: requests.Response, stream: Stream) -> PageFetchError:
+    def _bad_request(self, response: Reply, stream: Stream) -> PageFetchError:
         """A 400: about the window (re-plan it) or about anything else (refuse, no retry)."""
         try:
-            body = response.json()
-        except (ValueError, RecursionError):
+            body = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             body = {}
         items = body.get("errors") if isinstance(body, dict) else None
         window_errors: dict[str, str] = {}

@@ -30,7 +30,7 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def hook(sim: Any, waits: list[float]) -> OpenWeatherMapHook:
-    return OpenWeatherMapHook(sleep=waits.append)
+    return OpenWeatherMapHook(sleep=waits.append, jitter=0)  # exact backoff waits
 
 
 def _stats(sim: Any) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def test_slow_responses_time_out_and_are_retried(sim: Any, monkeypatch: pytest.M
         OpenWeatherMapHook("owm_slow", sleep=lambda s: None).fetch_page(CURRENT, 0, LONDON)
 
 
-def test_network_errors_never_show_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_network_errors_never_show_the_key(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

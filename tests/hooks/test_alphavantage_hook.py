@@ -34,7 +34,7 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def hook(sim: Any, waits: list[float]) -> AlphaVantageHook:
-    return AlphaVantageHook(sleep=waits.append)
+    return AlphaVantageHook(sleep=waits.append, jitter=0)  # exact backoff waits
 
 
 def _requests(sim: Any) -> int:

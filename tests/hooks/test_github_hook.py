@@ -45,7 +45,7 @@ def gh(sim: Any) -> Any:
 
 @pytest.fixture
 def hook(gh: Any, waits: list[float]) -> GithubSourceHook:
-    return GithubSourceHook(sleep=waits.append)
+    return GithubSourceHook(sleep=waits.append, jitter=0)  # exact backoff waits
 
 
 def _items(pages: list[Any]) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def xsim(sim: Any) -> Any:
 
 @pytest.fixture
 def hook(xsim: Any, waits: list[float]) -> XHook:
-    return XHook(sleep=waits.append)
+    return XHook(sleep=waits.append, jitter=0)  # exact backoff waits
 
 
 def _tweets(pages: list[Any]) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def hook(news: Any, waits: list[float]) -> NewsApiHook:
-    return NewsApiHook(sleep=waits.append, now=lambda: NOW)
+    return NewsApiHook(sleep=waits.append, now=lambda: NOW, jitter=0)  # exact backoff waits
 
 
 def _conn_variant(monkeypatch: pytest.MonkeyPatch, conn_id: str, **changes: Any) -> None:
@@ -266,7 +266,7 @@ def test_slow_responses_time_out_and_are_retried(news: Any, monkeypatch: pytest.
         NewsApiHook("newsapi_slow", sleep=lambda s: None).fetch_page(everything, 0, everything.params)
 
 
-def test_empty_host_means_the_real_api(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_host_means_the_real_api(news: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _conn_variant(monkeypatch, "newsapi_prod", host="", extra={"max_results": 100})
     hook = NewsApiHook("newsapi_prod")
     assert hook.client.url_from_endpoint("/v2/everything") == "https://newsapi.org/v2/everything"
