@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -37,8 +38,12 @@ from pulse.windows import utcnow
 KINDS = ("ingest", "quality", "replay_quarantine", "retention", "restore_archive", "export", "none")
 NOW = utcnow()
 CODES = {str(r) for r in Reason}
+#: 300 examples per property in `make test`; the fast lane (`make test-fast` sets PULSE_FAST_LANE) runs a tenth.
 PROPERTY = settings(
-    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=30 if os.environ.get("PULSE_FAST_LANE") else 300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 # --- strategies: any JSON, and JSON that looks almost right ---------------------------------------------------
@@ -418,7 +423,7 @@ def test_a_bad_param_fails_without_retries_and_is_still_a_value_error() -> None:
 
 def test_bad_params_and_bad_config_do_not_count_against_the_source() -> None:
     from pulse.config import ConfigError
-    from pulse.operators.extract import is_source_failure
+    from pulse.ingest.guard import is_source_failure
     from pulse.sources.base import MalformedPageError, PageFetchError, SourceAuthError
 
     assert not is_source_failure(BadParam("window_start", "x"))

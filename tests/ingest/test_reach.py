@@ -1,4 +1,4 @@
-"""The extract operator's reach check: windows older than an API serves become coverage gaps."""
+"""The extract's reach step: windows older than an API serves become coverage gaps."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from pulse.operators.extract import ExtractToRawOperator
+from pulse.budget import Budget
+from pulse.ingest.extract import ExtractRun, reachable
 from pulse.sources.base import Stream
+from pulse.warehouse.raw import RunContext
 from pulse.windows import Window, utcnow
 
 
@@ -24,8 +26,8 @@ class _Recorder:
         self.rows.append(params)
 
 
-def _op() -> ExtractToRawOperator:
-    return ExtractToRawOperator(task_id="extract", source="x")
+def _run(conn: Any, window: Window) -> ExtractRun:
+    return ExtractRun(conn, "x", RunContext("d", "r", 1, window), Budget(conn, "x", ()))
 
 
 def test_window_inside_reach_is_fetched_whole() -> None:
@@ -33,7 +35,7 @@ def test_window_inside_reach_is_fetched_whole() -> None:
     w = Window(now - timedelta(hours=2), now - timedelta(hours=1))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()
-    assert _op()._reachable(conn, parser, Stream("s", "/e"), w, SimpleNamespace(dag_run_id="r")) == w
+    assert reachable(_run(conn, w), parser, Stream("s", "/e")) == w
     assert conn.rows == []
 
 
@@ -42,7 +44,7 @@ def test_window_beyond_reach_is_a_gap_and_not_fetched() -> None:
     w = Window(now - timedelta(days=10), now - timedelta(days=9))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()
-    assert _op()._reachable(conn, parser, Stream("s", "/e"), w, SimpleNamespace(dag_run_id="r")) is None
+    assert reachable(_run(conn, w), parser, Stream("s", "/e")) is None
     (row,) = conn.rows
     assert row[0:2] == ("x", "s") and row[4:] == ("gap", "beyond_reach", "r")
 
@@ -52,7 +54,7 @@ def test_window_partly_beyond_reach_is_clipped_with_a_gap_for_the_rest() -> None
     w = Window(now - timedelta(days=8), now - timedelta(days=6))
     parser = SimpleNamespace(reach=lambda s: timedelta(days=7))
     conn = _Recorder()
-    clipped = _op()._reachable(conn, parser, Stream("s", "/e"), w, SimpleNamespace(dag_run_id="r"))
+    clipped = reachable(_run(conn, w), parser, Stream("s", "/e"))
     assert clipped is not None and clipped.end == w.end
     assert abs((clipped.start - (now - timedelta(days=7))).total_seconds()) < 5
     (row,) = conn.rows
@@ -62,6 +64,4 @@ def test_window_partly_beyond_reach_is_clipped_with_a_gap_for_the_rest() -> None
 def test_no_reach_function_means_unlimited() -> None:
     w = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))
     conn = _Recorder()
-    assert (
-        _op()._reachable(conn, SimpleNamespace(), Stream("s", "/e"), w, SimpleNamespace(dag_run_id="r")) == w
-    )
+    assert reachable(_run(conn, w), SimpleNamespace(), Stream("s", "/e")) == w
