@@ -7,10 +7,12 @@ What is in it (built once per process, about 0.5 s):
   population-weighted mean of its cities of 15,000+ inhabitants (the capital when it has none);
 * cities of 100,000+ inhabitants and every capital, by their GeoNames name, the most populous winning a name
   clash; a city name that is also an English word (in VADER's or NRC's lexicon, or a stop word, or a common
-  first name listed below) is dropped unless the city has 1,000,000+ inhabitants (no "Nice", "Mobile", "Man");
+  first name in ``ambiguous_city_names.txt``) is dropped unless the city has 1,000,000+ inhabitants (no "Nice", "Mobile", "Man");
 * US states (centre of population of their cities) unless the name is a country or a bigger city
   ("Georgia" is the country, "New York" and "Washington" are the cities);
-* a few hand-written aliases (NYC, Bombay, Kiev ...).
+* a few hand-written aliases (NYC, Bombay, Kiev ...) from ``place_aliases.yaml``.
+
+Both hand-written files are data in ``include/enrich/lexicon``.
 
 Matching is done by :mod:`pulse.enrich.entities`; this module only supplies names -> (name, lat, lon, country).
 """
@@ -23,134 +25,33 @@ from functools import cache
 CITY_MIN_POPULATION = 100_000
 AMBIGUOUS_OK_POPULATION = 1_000_000
 
-# City names that are also common first names, surnames or words not in the lexicons.
-AMBIGUOUS = frozenset(
-    [
-        "Allen",
-        "Aurora",
-        "Austin",
-        "Buffalo",
-        "Carson",
-        "Chandler",
-        "Columbia",
-        "Eugene",
-        "Florence",
-        "Henderson",
-        "Irving",
-        "Jackson",
-        "Lafayette",
-        "Lincoln",
-        "Madison",
-        "Norman",
-        "Orange",
-        "Reading",
-        "Split",
-        "Tyler",
-        "Victoria",
-        "Temple",
-        "Providence",
-        "Concord",
-        "Independence",
-        "Surprise",
-        "Paradise",
-        "Mobile",
-        "Nice",
-        "Gent",
-        "Man",
-        "Ho",
-        "Nada",
-        "Pare",
-        "Pest",
-        "Angers",
-        "Anchorage",
-        "Commonwealth",
-        "Simmering",
-        "Hamilton",
-        "Kent",
-        "Mission",
-        "Santa",
-        "Sandy",
-        "Bath",
-        "Salem",
-        "Normal",
-        "Marion",
-        "Springfield",
-        "Richmond",
-        "Lancaster",
-        "Warren",
-        "Troy",
-        "Clinton",
-        "Quincy",
-        "Cary",
-        "Frisco",
-        "Murray",
-        "Arlington",
-        "League",
-        "Deal",
-        "Hope",
-        "Lawrence",
-        "Lowell",
-        "Manchester",
-        "Worcester",
-        "Ontario",
-        "Pompano",
-    ]
-)
+# The hand-written data lives in include/enrich/lexicon (read once, on first use):
+# ambiguous_city_names.txt (city names that are also first names, surnames or words the lexicons lack) and
+# place_aliases.yaml (city aliases -> GeoNames name, country aliases -> ISO code).
 
-ALIASES = {
-    "NYC": "New York City",
-    "New York City": "New York City",
-    "Bombay": "Mumbai",
-    "Calcutta": "Kolkata",
-    "Madras": "Chennai",
-    "Peking": "Beijing",
-    "Saigon": "Ho Chi Minh City",
-    "Kiev": "Kyiv",
-    "Munich": "Munich",
-    "Frankfurt": "Frankfurt am Main",
-    "Washington D.C.": "Washington",
-    "Washington DC": "Washington",
-    "Rio": "Rio de Janeiro",
-}
 
-COUNTRY_ALIASES = {
-    "USA": "US",
-    "U.S.A.": "US",
-    "U.S.": "US",
-    "US": "US",
-    "America": "US",
-    "United States of America": "US",
-    "UK": "GB",
-    "U.K.": "GB",
-    "Britain": "GB",
-    "Great Britain": "GB",
-    "England": "GB",
-    "Scotland": "GB",
-    "Wales": "GB",
-    "Northern Ireland": "GB",
-    "Russia": "RU",
-    "South Korea": "KR",
-    "North Korea": "KP",
-    "Iran": "IR",
-    "Syria": "SY",
-    "Vietnam": "VN",
-    "Taiwan": "TW",
-    "Turkey": "TR",
-    "Türkiye": "TR",
-    "Czech Republic": "CZ",
-    "Czechia": "CZ",
-    "Ivory Coast": "CI",
-    "Holland": "NL",
-    "the Netherlands": "NL",
-    "Palestine": "PS",
-    "Gaza": "PS",
-    "Bolivia": "BO",
-    "Venezuela": "VE",
-    "Tanzania": "TZ",
-    "Laos": "LA",
-    "Moldova": "MD",
-    "Vatican": "VA",
-}
+@cache
+def ambiguous_city_names() -> frozenset[str]:
+    """City names kept only for cities of :data:`AMBIGUOUS_OK_POPULATION`+ inhabitants."""
+    from pulse.enrich.text import word_list
+
+    return word_list("ambiguous_city_names")
+
+
+@cache
+def city_aliases() -> dict[str, str]:
+    """Alias -> the GeoNames name of the city (NYC -> New York City, Bombay -> Mumbai ...)."""
+    from pulse.enrich.text import lexicon_data
+
+    return dict(lexicon_data("place_aliases")["cities"])
+
+
+@cache
+def country_aliases() -> dict[str, str]:
+    """Alias -> ISO 3166-1 alpha-2 code (USA -> US, Britain -> GB ...)."""
+    from pulse.enrich.text import lexicon_data
+
+    return dict(lexicon_data("place_aliases")["countries"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +93,7 @@ def gazetteer() -> dict[str, GeoPoint]:
     cities = list(gc.get_cities().values())
     countries = gc.get_countries()
     common = _common_words()
+    ambiguous = ambiguous_city_names()
     country_pts = _centroids(cities, "countrycode")
     state_pts = _centroids([c for c in cities if c["countrycode"] == "US"], "admin1")
 
@@ -203,7 +105,7 @@ def gazetteer() -> dict[str, GeoPoint]:
         if not big or c["name"] in by_name:
             continue
         if c["population"] < AMBIGUOUS_OK_POPULATION and (
-            c["name"] in AMBIGUOUS or c["name"].lower() in common or len(c["name"]) < 3
+            c["name"] in ambiguous or c["name"].lower() in common or len(c["name"]) < 3
         ):
             continue
         by_name[c["name"]] = c
@@ -215,7 +117,7 @@ def gazetteer() -> dict[str, GeoPoint]:
 
     for name, c in by_name.items():
         out[name] = city_point(c)
-    for alias, target in ALIASES.items():
+    for alias, target in city_aliases().items():
         c = by_name.get(target) or next((x for x in cities if x["name"] == target), None)
         if c is not None:
             out[alias] = city_point(c, "New York City" if target == "New York City" else c["name"])
@@ -247,7 +149,7 @@ def gazetteer() -> dict[str, GeoPoint]:
             n = getattr(pc, attr, None)
             if n and "," not in n:
                 names.setdefault(n, pc.alpha_2)
-    names.update(COUNTRY_ALIASES)
+    names.update(country_aliases())
     for n, iso in names.items():
         pt = country_point(iso)
         if pt is not None:

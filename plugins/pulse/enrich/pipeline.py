@@ -20,10 +20,14 @@ Models and lexicons load lazily once per process; importing this module imports 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pulse.enrich.entities import Mention
 
 ENRICHMENT_VERSION = "2026.11.1"
 MAX_TEXT_CHARS = 20_000
@@ -117,114 +121,185 @@ def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def enrich_documents(docs: Sequence[EnrichInput]) -> BatchResult:
-    """Run every enricher over ``docs`` (one batch, one process)."""
+@dataclass
+class _Doc:
+    """One document on its way through the enrichers: its input, text, features and what they share."""
+
+    inp: EnrichInput
+    text: str
+    features: Features
+    spans: list[tuple[int, int]] = field(default_factory=list)  # sentence spans (empty: not computed)
+    vader: tuple[float, float, float, float] | None = None  # document VADER (compound, neg, neu, pos)
+    sentence_scores: list[float | None] | None = None  # VADER compound of each sentence
+    words: list[str] | None = None  # words_lower(text); None: each enricher tokenises itself
+    mentions: list[Mention] | None = None  # None: the entity enricher failed
+
+
+#: An enricher step: reads and fills one document, may append entity and place rows to the batch result.
+Step = Callable[[_Doc, BatchResult], None]
+
+
+def _run(result: BatchResult, doc: _Doc, enricher: str | None, step: Step) -> bool:
+    """Run ``step`` on ``doc``; an exception becomes ``doc``'s :class:`EnrichError` row for ``enricher`` (no row
+    when ``enricher`` is None) and the other enrichers proceed. Returns whether the step succeeded."""
+    try:
+        step(doc, result)
+    except Exception as exc:
+        if enricher is not None:
+            result.errors.append(EnrichError(doc.inp.key, enricher, _err(exc)))
+        return False
+    return True
+
+
+def _vader(doc: _Doc, result: BatchResult) -> None:
+    """Sentiment, step 1: VADER sentence by sentence (document = mean), kept for per-entity sentiment."""
+    from pulse.enrich import sentiment
+    from pulse.enrich.text import sentence_spans
+
+    doc.spans = sentence_spans(doc.text)
+    doc.vader, doc.sentence_scores = sentiment.vader_document(doc.text, doc.spans)
+    doc.features.sentiment_vader = round(doc.vader[0], 4)
+
+
+def _set_label(doc: _Doc, label: tuple[str, float] | None) -> None:
+    if label is not None:
+        doc.features.sentiment_label, doc.features.sentiment_confidence = label
+
+
+def _label_one(doc: _Doc, result: BatchResult) -> None:
+    """Sentiment, step 2 for one document (when the batch failed, to isolate the document that fails)."""
+    _set_label(doc, _predict([doc])[0])
+
+
+def _predict(docs: list[_Doc]) -> list[tuple[str, float]]:
     import numpy as np
 
-    from pulse.enrich import emotion, entities, keywords, language, sentiment, topics
-    from pulse.enrich.text import sentence_index, sentence_spans, tokens, words_lower
+    from pulse.enrich import sentiment
 
-    result = BatchResult()
-    texts = [enrichment_text(d) for d in docs]
-    feats = [Features(key=d.key) for d in docs]
-    result.features = feats
+    return sentiment.predict([d.text for d in docs], np.array([d.vader for d in docs], np.float32))
 
-    def fail(i: int, enricher: str, exc: BaseException) -> None:
-        result.errors.append(EnrichError(docs[i].key, enricher, _err(exc)))
 
-    # Sentiment, step 1: VADER sentence by sentence (document = mean), kept for per-entity sentiment.
-    spans: list[list[tuple[int, int]]] = [[] for _ in docs]
-    sentence_scores: list[list[float | None] | None] = [None] * len(docs)
-    vader_rows: dict[int, tuple[float, float, float, float]] = {}
-    for i, text in enumerate(texts):
-        try:
-            spans[i] = sentence_spans(text)
-            vs, sentence_scores[i] = sentiment.vader_document(text, spans[i])
-            vader_rows[i] = vs
-            feats[i].sentiment_vader = round(vs[0], 4)
-        except Exception as exc:
-            fail(i, "sentiment", exc)
-    # Sentiment, step 2: the ensemble in one batch; if the batch fails, document by document to isolate.
-    idx = list(vader_rows)
-    if idx:
-        try:
-            labels = sentiment.predict(
-                [texts[i] for i in idx], np.array([vader_rows[i] for i in idx], np.float32)
+def _sentiment_labels(docs: list[_Doc], result: BatchResult) -> None:
+    """Sentiment, step 2: the ensemble over the documents VADER scored, in one batch; if the batch fails,
+    document by document."""
+    rated = [d for d in docs if d.vader is not None]
+    if not rated:
+        return
+    try:
+        labels = _predict(rated)
+    except Exception:
+        for doc in rated:
+            _run(result, doc, "sentiment", _label_one)
+        return
+    for doc, label in zip(rated, labels, strict=True):
+        _set_label(doc, label)
+
+
+def _language(doc: _Doc, result: BatchResult) -> None:
+    from pulse.enrich import language
+
+    doc.features.language, doc.features.language_confidence = language.detect(doc.text)
+
+
+def _words(doc: _Doc, result: BatchResult) -> None:
+    from pulse.enrich.text import words_lower
+
+    doc.words = words_lower(doc.text)
+
+
+def _emotion(doc: _Doc, result: BatchResult) -> None:
+    from pulse.enrich import emotion
+
+    doc.features.emotions = emotion.emotions(doc.text, doc.words)
+
+
+def _entities(doc: _Doc, result: BatchResult) -> None:
+    """Mentions, each with the VADER compound of the sentence(s) that contain it."""
+    from pulse.enrich import entities, sentiment
+    from pulse.enrich.text import sentence_index, sentence_spans, tokens
+
+    text = doc.text
+    mentions = entities.find(text, tokens(text))
+    if mentions:
+        sp = doc.spans or sentence_spans(text)
+        per = doc.sentence_scores
+        for m in mentions:
+            a = sentence_index(sp, m.start)
+            b = sentence_index(sp, max(m.start, m.end - 1))
+            vals = per[a : b + 1] if per is not None else []
+            if not vals or any(v is None for v in vals):  # sentiment failed, or past VADER's cap
+                vals = [sentiment.vader_sentence(text[sp[a][0] : sp[b][1]])[0]]
+            score = sum(vals) / len(vals)  # type: ignore[arg-type]
+            result.entities.append(
+                EntityMention(
+                    doc.inp.key, m.entity_type, m.text, m.normalized, m.start, m.end, round(score, 4)
+                )
             )
-        except Exception:
-            labels = []
-            for i in idx:
-                try:
-                    labels.append(sentiment.predict([texts[i]], np.array([vader_rows[i]], np.float32))[0])
-                except Exception as exc:
-                    fail(i, "sentiment", exc)
-                    labels.append(None)
-        for i, lab in zip(idx, labels, strict=True):
-            if lab is not None:
-                feats[i].sentiment_label, feats[i].sentiment_confidence = lab
+    doc.mentions = mentions  # only once every mention has its row: a failure leaves None (no tickers, no geo)
 
-    for i, (doc, text, f) in enumerate(zip(docs, texts, feats, strict=True)):
-        try:
-            f.language, f.language_confidence = language.detect(text)
-        except Exception as exc:
-            fail(i, "language", exc)
 
-        words: list[str] | None
-        try:
-            words = words_lower(text)
-        except Exception:
-            words = None  # each enricher below re-tokenises and reports its own error
+def _keywords(doc: _Doc, result: BatchResult) -> None:
+    from pulse.enrich import keywords
 
-        try:
-            f.emotions = emotion.emotions(text, words)
-        except Exception as exc:
-            fail(i, "emotion", exc)
+    doc.features.keywords = keywords.keywords(doc.text)
 
-        mentions: list[entities.Mention] | None = None
-        try:
-            mentions = entities.find(text, tokens(text))
-            if mentions:
-                sp = spans[i] or sentence_spans(text)
-                per = sentence_scores[i]
-                for m in mentions:
-                    a = sentence_index(sp, m.start)
-                    b = sentence_index(sp, max(m.start, m.end - 1))
-                    vals = per[a : b + 1] if per is not None else []
-                    if not vals or any(v is None for v in vals):  # sentiment failed, or past VADER's cap
-                        vals = [sentiment.vader_sentence(text[sp[a][0] : sp[b][1]])[0]]
-                    score = sum(vals) / len(vals)  # type: ignore[arg-type]
-                    result.entities.append(
-                        EntityMention(
-                            doc.key, m.entity_type, m.text, m.normalized, m.start, m.end, round(score, 4)
-                        )
-                    )
-        except Exception as exc:
-            mentions = None
-            fail(i, "entities", exc)
 
-        try:
-            f.keywords = keywords.keywords(text)
-        except Exception as exc:
-            fail(i, "keywords", exc)
+def _topic(doc: _Doc, result: BatchResult) -> None:
+    from pulse.enrich import topics
 
-        try:
-            tickers = [m.normalized for m in mentions or () if m.entity_type == "ticker"]
-            f.topic, f.topic_confidence = topics.classify(text, words, tickers)
-        except Exception as exc:
-            fail(i, "topic", exc)
+    tickers = [m.normalized for m in doc.mentions or () if m.entity_type == "ticker"]
+    doc.features.topic, doc.features.topic_confidence = topics.classify(doc.text, doc.words, tickers)
 
-        if mentions:
-            try:
-                points = geo_points()
-                seen: set[str] = set()
-                for m in mentions:
-                    if m.entity_type == "place" and m.normalized not in seen:
-                        seen.add(m.normalized)
-                        pt = points.get(m.normalized)
-                        if pt is not None:
-                            result.places.append(Place(doc.key, pt.name, pt.lat, pt.lon, pt.country))
-            except Exception as exc:
-                fail(i, "geo", exc)
+
+def _geo(doc: _Doc, result: BatchResult) -> None:
+    if not doc.mentions:
+        return
+    points = geo_points()
+    seen: set[str] = set()
+    for m in doc.mentions:
+        if m.entity_type == "place" and m.normalized not in seen:
+            seen.add(m.normalized)
+            pt = points.get(m.normalized)
+            if pt is not None:
+                result.places.append(Place(doc.inp.key, pt.name, pt.lat, pt.lon, pt.country))
+
+
+#: The enrichers that run document by document after sentiment, in order: (the ``enricher`` of its
+#: :class:`EnrichError` rows, step). ``words`` records no error: each enricher that needs the words then
+#: tokenises the text itself and reports its own error.
+PER_DOCUMENT: tuple[tuple[str | None, Step], ...] = (
+    ("language", _language),
+    (None, _words),
+    ("emotion", _emotion),
+    ("entities", _entities),
+    ("keywords", _keywords),
+    ("topic", _topic),
+    ("geo", _geo),
+)
+
+
+def enrich_documents(docs: Sequence[EnrichInput]) -> BatchResult:
+    """Run every enricher over ``docs`` (one batch, one process).
+
+    Sentiment first for the whole batch (VADER per document, then the ensemble model in one batch), then the
+    :data:`PER_DOCUMENT` enrichers document by document. Each enricher is isolated per document
+    (:func:`_run`): its failure is an :class:`EnrichError` row and leaves its fields ``None``.
+    """
+    # Every enricher and word list loads first: a broken install or a missing lexicon file fails the batch,
+    # not each document.
+    from pulse.enrich import emotion, entities, keywords, language, sentiment, topics  # noqa: F401
+    from pulse.enrich.text import load_lexicons
+
+    load_lexicons()
+    result = BatchResult()
+    batch = [_Doc(d, enrichment_text(d), Features(key=d.key)) for d in docs]
+    result.features = [d.features for d in batch]
+    for doc in batch:
+        _run(result, doc, "sentiment", _vader)
+    _sentiment_labels(batch, result)
+    for doc in batch:
+        for enricher, step in PER_DOCUMENT:
+            _run(result, doc, enricher, step)
     return result
 
 

@@ -39,7 +39,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -354,60 +354,210 @@ def plan_days(
     return ready, [d for d in taken if d not in ready], deferred
 
 
-def run_export(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything the ``export`` task does (module docstring); returns a JSON-able summary of the run."""
-    from pulse.export.webhooks import Delivery, deliver, delivery_id, export_event
-    from pulse.export.writers import MANIFEST_NAME, read_manifest, write_exports
-    from pulse.storage import storage_url
-    from pulse.warehouse.db import connect
+@dataclass(frozen=True)
+class ExportRequest:
+    """What a run is asked to do: read from the params, the context and the configuration, all checked before
+    anything is read or written."""
 
+    run_id: str
+    dest: ObjectStoragePath
+    marts: list[Mart]
+    day: date | None  # the ``day`` param (a re-export), or None for a scheduled run
+    subscribers: list[Subscriber]
+    policies: dict[str, RetryPolicy]
+    today: date  # the day of the run's reference time (UTC): days before it may be exported
+
+
+@dataclass
+class ExportPlan:
+    """The (day, mart) pairs to export, oldest first, and what a scheduled run leaves for later."""
+
+    work: list[tuple[date, Mart]] = field(default_factory=list)
+    skipped: dict[date, dict[str, Any]] = field(default_factory=dict)  # day -> marts, reason (not published)
+    deferred: dict[str, int] = field(default_factory=dict)  # mart -> days due beyond MAX_DAYS_PER_RUN
+
+
+@dataclass
+class Notifications:
+    """The webhook deliveries of a run so far."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "not_attempted": 0})
+    failing: dict[str, str] = field(default_factory=dict)  # subscriber -> why, not tried again in this run
+    alerts_posted: int = 0
+
+
+def read_request(params: Mapping[str, Any], context: Mapping[str, Any]) -> ExportRequest:
+    """The run's request; any configuration or param problem raises :class:`ExportRunError` here."""
     run_id = str(context.get("run_id") or "manual")
     dest = export_root()
     marts = select_marts(params.get("marts"))
     day = parse_day(params.get("day"))
     subscribers, policies = load_subscribers_with_retries(subscribers_file())
-    ref = _reference_time(context)
-    today = ref.date()
+    today = _reference_time(context).date()
+    return ExportRequest(run_id, dest, marts, day, subscribers, policies, today)
 
+
+def plan_exports(
+    conn: psycopg.Connection[Any], request: ExportRequest, published: Mapping[str, datetime]
+) -> ExportPlan:
+    """Which (day, mart) pairs to export: the ``day`` param's day (it must have ended and be fully published),
+    or, per mart, the published days due since its last export (:func:`plan_days`)."""
+    plan = ExportPlan()
+    day, today = request.day, request.today
+    if day is not None:
+        if day >= today:
+            raise ExportRunError(f"day {day} has not ended yet (today is {today} UTC)")
+        if not is_published(published, day):
+            raise ExportRunError(f"day {day} cannot be exported: {not_published_reason(published, day)}")
+        plan.work = [(day, m) for m in request.marts]
+    else:
+        for mart in request.marts:
+            ready, waiting, later = plan_days(last_exported(conn, mart.name), published, today)
+            plan.work += [(d, mart) for d in ready]
+            for d in waiting:
+                entry = plan.skipped.setdefault(
+                    d, {"marts": [], "reason": not_published_reason(published, d)}
+                )
+                entry["marts"].append(mart.name)
+            if later:
+                plan.deferred[mart.name] = later
+    plan.work.sort(key=lambda item: (item[0], MARTS.index(item[1])))
+    return plan
+
+
+def export_mart_day(
+    conn: psycopg.Connection[Any],
+    request: ExportRequest,
+    mart: Mart,
+    day: date,
+    horizon_texts: dict[str, str],
+) -> ExportResult:
+    """Write the files and manifest of ``mart`` for ``day`` and record them in ``ops.exports``."""
+    from pulse.export.writers import MANIFEST_NAME, read_manifest, write_exports
+
+    result = write_exports(
+        conn,
+        mart=mart.name,
+        relation=mart.relation,
+        day=day,
+        day_column=mart.day_column,
+        dest_root=request.dest,
+        extra_manifest={"published_until": horizon_texts, "dag_run_id": request.run_id},
+    )
+    manifest = read_manifest(request.dest / mart.name / f"day={day:%Y-%m-%d}" / MANIFEST_NAME)
+    record_export(conn, result, str(manifest["schema_version"]), request.run_id)
+    return result
+
+
+def notify_subscribers(
+    conn: psycopg.Connection[Any], request: ExportRequest, result: ExportResult, notes: Notifications
+) -> None:
+    """Deliver the export event of ``result`` to every subscriber that wants its mart, and record each
+    delivery. A subscriber that failed earlier in the run is not tried (recorded with ``attempts = 0``); one
+    that fails now is reported to Slack once and joins ``notes.failing``."""
+    from pulse.export.webhooks import Delivery, deliver, delivery_id, export_event
+
+    event = export_event(result)
+    for subscriber in request.subscribers:
+        if not subscriber.wants(result.mart):
+            continue
+        did = delivery_id(subscriber.name, result)
+        if subscriber.name in notes.failing:
+            skip = Delivery(
+                subscriber.name,
+                did,
+                False,
+                0,
+                None,
+                f"not attempted: the subscriber failed earlier in this run ({notes.failing[subscriber.name]})",
+                False,
+            )
+            record_delivery(conn, skip, result.mart, result.day, request.run_id)
+            notes.counts["not_attempted"] += 1
+            continue
+        policy = request.policies[subscriber.name]
+        delivery = deliver(
+            subscriber, event, delivery_id=did, max_attempts=policy.max_attempts, backoff_s=policy.backoff_s
+        )
+        record_delivery(conn, delivery, result.mart, result.day, request.run_id)
+        if delivery.ok:
+            notes.counts["ok"] += 1
+            continue
+        notes.counts["failed"] += 1
+        notes.failing[subscriber.name] = (
+            f"HTTP {delivery.status}" if delivery.status is not None else str(delivery.error)
+        )[:200]
+        notes.alerts_posted += int(_report_failing(conn, delivery, result, policy, request.run_id))
+
+
+def run_summary(
+    request: ExportRequest,
+    horizon_texts: dict[str, str],
+    plan: ExportPlan,
+    exported: list[dict[str, Any]],
+    notes: Notifications,
+) -> dict[str, Any]:
+    """The JSON-able summary of a run (the task's return value)."""
+    from pulse.storage import storage_url
+
+    return {
+        "mode": "day" if request.day is not None else "scheduled",
+        "destination": storage_url(request.dest),
+        "published_until": horizon_texts,
+        "exported": exported,
+        "days_exported": sorted({e["day"] for e in exported}),
+        "skipped": [
+            {"day": f"{d:%Y-%m-%d}", "marts": v["marts"], "reason": v["reason"]}
+            for d, v in sorted(plan.skipped.items())
+        ],
+        "deferred": plan.deferred,
+        "deliveries": notes.counts,
+        "failing_subscribers": notes.failing,
+        "alerts_posted": notes.alerts_posted,
+    }
+
+
+def log_summary(summary: Mapping[str, Any]) -> None:
+    """What the run did, in the task log: skipped and deferred days, then the totals."""
+    for entry in summary["skipped"]:
+        log.info("skipped %s (%s): %s", entry["day"], ", ".join(entry["marts"]), entry["reason"])
+    for mart_name, n in summary["deferred"].items():
+        log.info(
+            "%s: %d more day(s) due, deferred to the next run (%d per run)", mart_name, n, MAX_DAYS_PER_RUN
+        )
+    if not summary["exported"] and not summary["skipped"]:
+        log.info("nothing to export: every mart is up to date")
+    counts = summary["deliveries"]
+    log.info(
+        "exported %d mart-day(s) to %s; deliveries ok %d, failed %d, not attempted %d",
+        len(summary["exported"]),
+        summary["destination"],
+        counts["ok"],
+        counts["failed"],
+        counts["not_attempted"],
+    )
+
+
+def run_export(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything the ``export`` task does (module docstring); returns a JSON-able summary of the run.
+
+    The steps: :func:`read_request` (configuration and params, before anything is read), :func:`plan_exports`
+    (which days of which marts, behind the gate), then per (day, mart) :func:`export_mart_day` (files, manifest,
+    ``ops.exports``) and :func:`notify_subscribers` (webhooks, ``ops.webhook_deliveries``, Slack), and
+    :func:`run_summary` / :func:`log_summary`.
+    """
+    from pulse.storage import storage_url
+    from pulse.warehouse.db import connect
+
+    request = read_request(params, context)
     with connect(autocommit=True) as conn:
         published = horizons(conn)
         horizon_texts = {s: horizon_text(h) for s, h in published.items()}
-        work: list[tuple[date, Mart]] = []
-        skipped: dict[date, dict[str, Any]] = {}
-        deferred: dict[str, int] = {}
-        if day is not None:
-            if day >= today:
-                raise ExportRunError(f"day {day} has not ended yet (today is {today} UTC)")
-            if not is_published(published, day):
-                raise ExportRunError(f"day {day} cannot be exported: {not_published_reason(published, day)}")
-            work = [(day, m) for m in marts]
-        else:
-            for mart in marts:
-                ready, waiting, later = plan_days(last_exported(conn, mart.name), published, today)
-                work += [(d, mart) for d in ready]
-                for d in waiting:
-                    entry = skipped.setdefault(d, {"marts": [], "reason": not_published_reason(published, d)})
-                    entry["marts"].append(mart.name)
-                if later:
-                    deferred[mart.name] = later
-        work.sort(key=lambda item: (item[0], MARTS.index(item[1])))
-
+        plan = plan_exports(conn, request, published)
         exported: list[dict[str, Any]] = []
-        failing: dict[str, str] = {}
-        counts = {"ok": 0, "failed": 0, "not_attempted": 0}
-        alerts_posted = 0
-        for d, mart in work:
-            result = write_exports(
-                conn,
-                mart=mart.name,
-                relation=mart.relation,
-                day=d,
-                day_column=mart.day_column,
-                dest_root=dest,
-                extra_manifest={"published_until": horizon_texts, "dag_run_id": run_id},
-            )
-            manifest = read_manifest(dest / mart.name / f"day={d:%Y-%m-%d}" / MANIFEST_NAME)
-            record_export(conn, result, str(manifest["schema_version"]), run_id)
+        notes = Notifications()
+        for d, mart in plan.work:
+            result = export_mart_day(conn, request, mart, d, horizon_texts)
             exported.append(
                 {
                     "mart": mart.name,
@@ -416,71 +566,7 @@ def run_export(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
                     "manifest": storage_url(result.manifest_path),
                 }
             )
-            event = export_event(result)
-            for subscriber in subscribers:
-                if not subscriber.wants(mart.name):
-                    continue
-                did = delivery_id(subscriber.name, result)
-                if subscriber.name in failing:
-                    skip = Delivery(
-                        subscriber.name,
-                        did,
-                        False,
-                        0,
-                        None,
-                        f"not attempted: the subscriber failed earlier in this run ({failing[subscriber.name]})",
-                        False,
-                    )
-                    record_delivery(conn, skip, mart.name, d, run_id)
-                    counts["not_attempted"] += 1
-                    continue
-                policy = policies[subscriber.name]
-                delivery = deliver(
-                    subscriber,
-                    event,
-                    delivery_id=did,
-                    max_attempts=policy.max_attempts,
-                    backoff_s=policy.backoff_s,
-                )
-                record_delivery(conn, delivery, mart.name, d, run_id)
-                if delivery.ok:
-                    counts["ok"] += 1
-                    continue
-                counts["failed"] += 1
-                failing[subscriber.name] = (
-                    f"HTTP {delivery.status}" if delivery.status is not None else str(delivery.error)
-                )[:200]
-                alerts_posted += int(_report_failing(conn, delivery, result, policy, run_id))
-
-    summary = {
-        "mode": "day" if day is not None else "scheduled",
-        "destination": storage_url(dest),
-        "published_until": horizon_texts,
-        "exported": exported,
-        "days_exported": sorted({e["day"] for e in exported}),
-        "skipped": [
-            {"day": f"{d:%Y-%m-%d}", "marts": v["marts"], "reason": v["reason"]}
-            for d, v in sorted(skipped.items())
-        ],
-        "deferred": deferred,
-        "deliveries": counts,
-        "failing_subscribers": failing,
-        "alerts_posted": alerts_posted,
-    }
-    for entry in summary["skipped"]:
-        log.info("skipped %s (%s): %s", entry["day"], ", ".join(entry["marts"]), entry["reason"])
-    for mart_name, n in deferred.items():
-        log.info(
-            "%s: %d more day(s) due, deferred to the next run (%d per run)", mart_name, n, MAX_DAYS_PER_RUN
-        )
-    if not exported and not summary["skipped"]:
-        log.info("nothing to export: every mart is up to date")
-    log.info(
-        "exported %d mart-day(s) to %s; deliveries ok %d, failed %d, not attempted %d",
-        len(exported),
-        summary["destination"],
-        counts["ok"],
-        counts["failed"],
-        counts["not_attempted"],
-    )
+            notify_subscribers(conn, request, result, notes)
+    summary = run_summary(request, horizon_texts, plan, exported, notes)
+    log_summary(summary)
     return summary
