@@ -8,24 +8,36 @@ UV_VERSION  := 0.13.9
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export NO_PROXY := 127.0.0.1,localhost
 
-ANY_DAY_TESTS ?= tests/test_one_clock.py tests/unit tests/e2e tests/quality tests/alerts/test_alerts.py tests/export/test_export_dag.py tests/archive/test_retention.py
+ANY_DAY_TESTS ?= tests/policy/test_one_clock.py tests/unit tests/e2e tests/quality tests/alerts/test_alerts.py tests/export/test_export_dag.py tests/archive/test_retention.py
 ANY_DAYS ?= 2026-12-31 23:58:00,2027-02-28 23:58:00
 
-.PHONY: run test test-any-day bench dictionary psql stop status lint install migrate clean
+.PHONY: run test test-any-day bench dictionary settings psql stop status lint install migrate clean
 
-$(VENV)/.installed: requirements.lock
+# The pinned set first, then the project itself, editable and without dependencies (the pinned set stays as it
+# is): that registers Pulse's provider entry point, so Airflow knows its connection types (docs/connections.md).
+# Build isolation is off so the build uses the pinned setuptools instead of fetching one.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation --reinstall-package pulse -e .
 	touch $@
 
-install: $(VENV)/.installed ## create the virtualenv and install the pinned dependencies
+install: $(VENV)/.installed ## create the virtualenv, install the pinned dependencies and Pulse (editable, as an Airflow provider)
 
 run: install ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those)
 	$(PY) -m dev.run_cycle $(if $(ONCE),--once,) $(if $(DAGS),--dags $(DAGS),)
 
 test: install ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast lane: every test that needs none of the services the suite starts (PostgreSQL, Airflow's metadata DB,
+# the simulator, moto, a live stack). tests/lanes.py marks the others `slow` from the fixtures they use, so a new
+# test directory is in one lane or the other, never in neither. PULSE_FAST_LANE: property tests run a tenth of
+# their examples (tests/unit/test_params.py); make test runs them all.
+.PHONY: test-fast
+test-fast: install ## the fast lane: unit, policy, contract and other tests that start no service (tests/lanes.py)
+	PULSE_FAST_LANE=1 $(PY) -m pytest -p no:cacheprovider -q -m "not slow" $(PYTEST_ARGS)
 
 # No test may depend on the day it runs: the clock-sensitive tests with the machine's clock (every process, PostgreSQL
 # included, through libfaketime from Debian) started just before a year end and a month end, so the run crosses them.
@@ -43,6 +55,9 @@ psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE
 
 dictionary: install ## regenerate docs/data_dictionary.md from the migrated local warehouse
 	$(PY) -m dev.stack dictionary
+
+settings: install ## rewrite the sources' connections and pools in airflow_settings.yaml from their specs
+	PYTHONPATH=plugins $(PY) -m pulse.sources.settings
 
 migrate: install ## apply the warehouse migrations to the local stack's warehouse
 	$(PY) -m dev.stack pg-up

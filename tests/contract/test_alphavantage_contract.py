@@ -16,15 +16,10 @@ The recorded responses are third-party data kept outside the repo, in ``<shared>
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -34,21 +29,17 @@ from pulse.hooks.alphavantage import AlphaVantageHook, AlphaVantageRefusedError
 from pulse.privacy import make_pseudonymizer
 from pulse.sources.alphavantage import parse_page
 from pulse.sources.base import Fact, PageFetchError, StoredPage, Stream
+from tests.contract.conftest import StartReplay
+from tests.contract.replay import ReplayServer, load_json, recordings
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-RECORDED = SHARED / "payloads" / "alphavantage"
+RECORDED = recordings("alphavantage", "Alpha Vantage")
 
-if not RECORDED.is_dir():
-    pytest.skip(f"recorded Alpha Vantage payloads not found in {RECORDED}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 KEY = "sim-alphavantage-key"
 PSEUDO = make_pseudonymizer("alphavantage", key=b"k")
 
 
 def load(name: str) -> Any:
-    return json.loads((RECORDED / name).read_text(encoding="utf-8"))
+    return load_json(RECORDED, name)
 
 
 def decimals(value: str) -> int:
@@ -105,13 +96,6 @@ def series_problems(real: dict[str, Any], sim: dict[str, Any], same_texts: set[s
 # ------------------------------------------------------------------------------------------------
 # the simulator against the recordings
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    yield sim
-    sim.stop()
 
 
 @pytest.fixture
@@ -230,60 +214,35 @@ def test_invalid_call_body_has_the_recorded_shape(query: Any) -> None:
 
 
 class Playback:
-    """A local HTTP server answering every request with the next queued recorded body (HTTP 200)."""
+    """The replay server answering every request with the next queued recorded body (HTTP 200)."""
 
-    def __init__(self) -> None:
-        self.queue: list[bytes] = []
-        self.requests: list[dict[str, str]] = []
-        playback = self
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                playback.requests.append(
-                    dict(parse_qsl(urlsplit(self.path).query)) | {"_path": urlsplit(self.path).path}
-                )
-                body = playback.queue.pop(0) if playback.queue else b'{"error": "nothing queued"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    @property
+    def requests(self) -> list[dict[str, str]]:
+        return [request.query | {"_path": request.path} for request in self.server.requests]
 
     def play(self, *names: str) -> list[bytes]:
         bodies = [(RECORDED / name).read_bytes() for name in names]
-        self.queue[:] = bodies
-        self.requests.clear()
+        self.server.play(*[(200, {"Content-Type": "application/json"}, body) for body in bodies])
         return bodies
 
 
-@pytest.fixture(scope="module")
-def playback() -> Iterator[Playback]:
-    server = Playback()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+@pytest.fixture
+def playback(replay: StartReplay) -> Playback:
+    return Playback(
+        replay(
+            "alphavantage_recorded",
+            password="recorded-key",
+            extra={"max_attempts": 4, "jitter": 0},
+            default=(200, {"Content-Type": "application/json"}, b'{"error": "nothing queued"}'),
+        )
+    )
 
 
 @pytest.fixture
-def hook(playback: Playback, monkeypatch: pytest.MonkeyPatch) -> tuple[AlphaVantageHook, list[float]]:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALPHAVANTAGE_RECORDED",
-        json.dumps(
-            {
-                "conn_type": "generic",
-                "host": playback.url,
-                "password": "recorded-key",
-                "extra": {"max_attempts": 4},
-            }
-        ),
-    )
+def hook(playback: Playback) -> tuple[AlphaVantageHook, list[float]]:
     waits: list[float] = []
     return AlphaVantageHook("alphavantage_recorded", sleep=waits.append), waits
 

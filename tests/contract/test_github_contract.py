@@ -12,14 +12,7 @@ simulated ``PushEvent`` is checked against the real push events only.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,50 +24,38 @@ from pulse.privacy import make_pseudonymizer
 from pulse.sources.base import Document, Fact, PageFetchError, SourceAuthError, StoredPage, Stream
 from pulse.sources.github import parse_page
 from pulse.windows import Window
+from tests.contract.conftest import StartReplay
+from tests.contract.replay import Answer, ReplayServer, header_rows, load_json, recordings
 from tests.contract.shapes import conformance_problems, shape_of
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-GITHUB = SHARED / "payloads" / "github"
+GITHUB = recordings("github", "GitHub")
 
-if not GITHUB.is_dir():
-    pytest.skip(f"recorded GitHub payloads not found in {GITHUB}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 TOKEN = "sim-github-token"
 PSEUDO = make_pseudonymizer("github", key=b"contract")
 
 
 def load(name: str) -> Any:
-    return json.loads((GITHUB / name).read_text(encoding="utf-8"))
+    return load_json(GITHUB, name)
 
 
 def recorded_headers(section: str) -> dict[str, str]:
     """The headers HEADERS.md lists for one recorded file."""
-    text = (GITHUB / "HEADERS.md").read_text(encoding="utf-8")
-    match = re.search(rf"^## {re.escape(section)}.*?(?=^## |\Z)", text, flags=re.S | re.M)
-    assert match, f"{section} not described in HEADERS.md"
-    rows = re.findall(r"^\| ([a-z0-9-]+) \| (.*?) \|$", match.group(0), flags=re.M)
-    return {name.lower(): value for name, value in rows if name != "header"}
+    return {name.lower(): value for name, value in header_rows(GITHUB, section).items()}
 
 
 # ------------------------------------------------------------------------------------------------ the simulator
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    sim.configure({"github": {"events_per_hour": 60}})
-    yield sim
-    sim.stop()
+def server(server: SimulatorServer) -> SimulatorServer:
+    server.configure({"github": {"events_per_hour": 60}})
+    return server
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        session.headers["Authorization"] = f"token {TOKEN}"
-        yield session
+def http(http: requests.Session) -> requests.Session:
+    http.headers["Authorization"] = f"token {TOKEN}"
+    return http
 
 
 def get(http: requests.Session, server: SimulatorServer, path: str, **params: Any) -> requests.Response:
@@ -247,33 +228,19 @@ def test_headers_match_recordings(
 
 
 class Playback:
-    """A tiny HTTP server answering each path with recorded responses, in order (the last one repeats)."""
+    """The replay server answering GitHub paths with recorded responses, in order (the last one repeats)."""
 
-    def __init__(self) -> None:
-        self.routes: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        playback = self
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.url = server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    @property
+    def routes(self) -> dict[str, list[Answer]]:
+        return self.server.routes
 
-            def do_GET(self) -> None:
-                playback.requests.append((self.path, dict(self.headers)))
-                queue = playback.routes.get(self.path.partition("?")[0]) or [
-                    (404, {}, b'{"message":"Not Found"}')
-                ]
-                status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    @property
+    def requests(self) -> list[tuple[str, dict[str, str]]]:
+        return [(request.target, request.headers) for request in self.server.requests]
 
     def serve(self, path: str, recording: str, status: int = 200, rewrite_links: bool = True) -> None:
         headers = {
@@ -281,23 +248,20 @@ class Playback:
         }
         if rewrite_links and "link" in headers:
             headers["link"] = headers["link"].replace("https://api.github.com", self.url)
-        body = (GITHUB / recording).read_bytes()
-        self.routes.setdefault(path, []).append((status, headers, body))
+        self.server.route(path, (status, headers, (GITHUB / recording).read_bytes()))
 
 
 @pytest.fixture
-def playback(monkeypatch: pytest.MonkeyPatch) -> Iterator[Playback]:
-    server = Playback()
-    conn = {
-        "conn_type": "github",
-        "host": server.url,
-        "password": "recorded-token",
-        "extra": {"timeout": 5, "max_attempts": 3, "backoff": 0.5},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_PLAYBACK", json.dumps(conn))
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def playback(replay: StartReplay) -> Playback:
+    return Playback(
+        replay(
+            "github_playback",
+            conn_type="github",
+            password="recorded-token",
+            extra={"timeout": 5, "max_attempts": 3, "backoff": 0.5, "jitter": 0},
+            default=(404, {}, b'{"message":"Not Found"}'),
+        )
+    )
 
 
 def _hook(waits: list[float] | None = None, max_wait: float = 5.0) -> GithubSourceHook:

@@ -16,17 +16,9 @@ Playback: a tiny local HTTP server answers with the recorded bytes; ``NewsApiHoo
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -37,62 +29,27 @@ from pulse.privacy import make_pseudonymizer
 from pulse.sources.base import Document, PageFetchError, SourceAuthError, StoredPage, Stream
 from pulse.sources.newsapi import parse_page
 from pulse.windows import Window
-from tests.contract.shapes import Shape, conformance_problems, shape_of
+from tests.contract.conftest import StartReplay
+from tests.contract.replay import NOW, Answer, ReplayServer, Request, header_rows, load_json, recordings
+from tests.contract.shapes import conformance_problems, missing_types, shape_of
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-NEWSAPI = SHARED / "payloads" / "newsapi"
+NEWSAPI = recordings("newsapi", "NewsAPI")
 
-if not NEWSAPI.is_dir():
-    pytest.skip(f"recorded NewsAPI payloads not found in {NEWSAPI}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 KEY = {"X-Api-Key": "sim-newsapi-key"}
 PSEUDO = make_pseudonymizer("newsapi", key=b"k")
 
 
-def missing_types(real: Shape, sim: Shape, path: str = "$") -> list[str]:
-    """Types a real field shows that the simulator never produces there (nulls included)."""
-    out = [f"{path}: never {t}" for t in sorted(real.types - sim.types)]
-    for name, sub in real.keys.items():
-        if name in sim.keys:
-            out += missing_types(sub, sim.keys[name], f"{path}.{name}")
-    if real.elements is not None and sim.elements is not None:
-        out += missing_types(real.elements, sim.elements, f"{path}[*]")
-    return out
-
-
 def load(name: str) -> Any:
-    return json.loads((NEWSAPI / name).read_text(encoding="utf-8"))
+    return load_json(NEWSAPI, name)
 
 
 def header_names() -> set[str]:
     """The header names HEADERS.md lists (those of the recorded 426)."""
-    text = (NEWSAPI / "HEADERS.md").read_text(encoding="utf-8")
-    return {m.lower() for m in re.findall(r"^\| ([A-Za-z0-9-]+) \|", text, flags=re.M)} - {"header"}
+    return {name.lower() for name in header_rows(NEWSAPI, name=r"[A-Za-z0-9-]+")}
 
 
 def numbers_out(text: str) -> str:
     return re.sub(r"\d+", "N", text)
-
-
-# ------------------------------------------------------------------------------------------------
-# fixtures
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
 
 
 def get(
@@ -225,52 +182,42 @@ PLAYBACK: dict[tuple[str, str], tuple[int, str]] = {
 }
 
 
-@dataclass
 class Playback:
-    url: str
-    seen: list[tuple[str, dict[str, str], dict[str, str]]]
+    """The replay server answering by :data:`PLAYBACK`; ``seen`` lists (path, query, headers) of each request."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.url = server.url
+
+    @property
+    def seen(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        return [(request.path, request.query, request.headers) for request in self.server.requests]
 
 
-@pytest.fixture(scope="module")
-def playback() -> Iterator[Playback]:
-    seen: list[tuple[str, dict[str, str], dict[str, str]]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            split = urlsplit(self.path)
-            query = dict(parse_qsl(split.query))
-            seen.append((split.path, query, dict(self.headers)))
-            status, name = PLAYBACK.get(
-                (query.get("q") or query.get("country", ""), query.get("page", "1")), (404, "")
-            )
-            body = (NEWSAPI / name).read_bytes() if name else b'{"status": "error", "code": "x"}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield Playback(f"http://127.0.0.1:{httpd.server_address[1]}", seen)
-    httpd.shutdown()
-    httpd.server_close()
+def _answer(request: Request) -> Answer:
+    query = request.query
+    status, name = PLAYBACK.get(
+        (query.get("q") or query.get("country", ""), query.get("page", "1")), (404, "")
+    )
+    body = (NEWSAPI / name).read_bytes() if name else b'{"status": "error", "code": "x"}'
+    return status, {"Content-Type": "application/json; charset=utf-8"}, body
 
 
 @pytest.fixture
-def replay_hook(playback: Playback, monkeypatch: pytest.MonkeyPatch) -> tuple[NewsApiHook, list[float]]:
-    conn = {
-        "conn_type": "http",
-        "host": playback.url,
-        "password": "replay-key",
-        "extra": {"timeout": 5, "max_attempts": 3, "backoff": 0.1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_NEWSAPI_REPLAY", json.dumps(conn))
-    playback.seen.clear()
+def playback(replay: StartReplay) -> Playback:
+    return Playback(
+        replay(
+            "newsapi_replay",
+            conn_type="http",
+            password="replay-key",
+            extra={"timeout": 5, "max_attempts": 3, "backoff": 0.1, "jitter": 0},
+            respond=_answer,
+        )
+    )
+
+
+@pytest.fixture
+def replay_hook(playback: Playback) -> tuple[NewsApiHook, list[float]]:
     waits: list[float] = []
     return NewsApiHook("newsapi_replay", sleep=waits.append), waits
 

@@ -14,14 +14,9 @@ The recorded responses are third-party data kept outside the repo, in ``<shared>
 from __future__ import annotations
 
 import json
-import os
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -30,17 +25,13 @@ from dev.simulator import SimulatorServer
 from pulse.hooks.openweathermap import OpenWeatherMapHook
 from pulse.sources.base import Fact, PageFetchError, Reason, Rejected, SourceAuthError, StoredPage, Stream
 from pulse.sources.openweathermap import parse_page
-from tests.contract.shapes import Shape, shape_of
+from tests.contract.conftest import StartReplay
+from tests.contract.replay import NOW, Answer, ReplayServer, Request, load_json, recordings
+from tests.contract.shapes import Rules, Shape, shape_of
 from tests.contract.shapes import conformance_problems as _conformance
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-OWM = SHARED / "payloads" / "owm"
+OWM = recordings("owm", "OpenWeatherMap")
 
-if not OWM.is_dir():
-    pytest.skip(f"recorded OpenWeatherMap payloads not found in {OWM}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 KEY = "sim-owm-key"
 LONDON = {"lat": 51.5085, "lon": -0.1257, "units": "metric"}
 OPTIONAL = {"rain", "snow"}  # "where available" in OpenWeatherMap's documentation
@@ -48,28 +39,11 @@ OPTIONAL = {"rain", "snow"}  # "where available" in OpenWeatherMap's documentati
 
 def conformance_problems(real: Shape, value: Any, path: str = "$") -> list[str]:
     """The shared check, with rain/snow conditional ("where available")."""
-    return _conformance(real, value, path, optional=lambda p, k: k in OPTIONAL)
+    return _conformance(real, value, path, rules=Rules(optional=lambda p, k: k in OPTIONAL))
 
 
 def recorded(name: str) -> Any:
-    return json.loads((OWM / name).read_text(encoding="utf-8"))
-
-
-# ------------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
+    return load_json(OWM, name)
 
 
 def get(http: requests.Session, sim: SimulatorServer, path: str, **params: Any) -> requests.Response:
@@ -162,40 +136,29 @@ def test_throttling_answers_with_the_real_429_body(http: requests.Session, serve
 
 
 class Recorded:
-    """A local HTTP server answering OpenWeatherMap paths with recorded bodies, in a scripted order.
+    """The replay server answering OpenWeatherMap paths with recorded bodies, in a scripted order.
 
     ``script[path]`` is a list of ``(status, file name)`` served one after the other (the last repeats).
     A metric request gets the recording's temperatures in Celsius, as the API converts them (the recordings
     were made in standard units); ``verbatim = True`` serves the file bytes untouched.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
         self.script: dict[str, list[tuple[int, str]]] = {}
         self.verbatim = False
-        self.requests: list[dict[str, str]] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+    @property
+    def requests(self) -> list[dict[str, str]]:
+        return [request.query for request in self.server.requests]
 
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                outer.requests.append(dict(parse_qsl(split.query)))
-                steps = outer.script.get(split.path) or [(404, "error_404_city_not_found.json")]
-                status, name = steps.pop(0) if len(steps) > 1 else steps[0]
-                body = (OWM / name).read_bytes()
-                if status == 200 and not outer.verbatim and outer.requests[-1].get("units") == "metric":
-                    body = json.dumps(_to_celsius(json.loads(body))).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def answer(self, request: Request) -> Answer:
+        steps = self.script.get(request.path) or [(404, "error_404_city_not_found.json")]
+        status, name = steps.pop(0) if len(steps) > 1 else steps[0]
+        body = (OWM / name).read_bytes()
+        if status == 200 and not self.verbatim and request.query.get("units") == "metric":
+            body = json.dumps(_to_celsius(json.loads(body))).encode()
+        return status, {"Content-Type": "application/json; charset=utf-8"}, body
 
 
 def _to_celsius(doc: dict[str, Any]) -> dict[str, Any]:
@@ -207,22 +170,11 @@ def _to_celsius(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def played(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
-    server = Recorded()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_OWM_RECORDED",
-        json.dumps(
-            {
-                "conn_type": "generic",
-                "host": server.url,
-                "password": KEY,
-                "extra": {"max_attempts": 3, "backoff": 0.5},
-            }
-        ),
-    )
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def played(replay: StartReplay) -> Recorded:
+    server = replay("owm_recorded", password=KEY, extra={"max_attempts": 3, "backoff": 0.5, "jitter": 0})
+    recorded = Recorded(server)
+    server.respond = recorded.answer
+    return recorded
 
 
 def _stream(kind: str) -> Stream:
@@ -320,7 +272,14 @@ def test_simulator_playback_of_recorded_responses_through_hook_and_parser(
     try:
         monkeypatch.setenv(
             "AIRFLOW_CONN_OWM_PLAYBACK",
-            json.dumps({"conn_type": "generic", "host": sim.url, "password": KEY, "extra": {"backoff": 0.5}}),
+            json.dumps(
+                {
+                    "conn_type": "generic",
+                    "host": sim.url,
+                    "password": KEY,
+                    "extra": {"backoff": 0.5, "jitter": 0},
+                }
+            ),
         )
         waits: list[float] = []
         hook = OpenWeatherMapHook("owm_playback", sleep=waits.append)

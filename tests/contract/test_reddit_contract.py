@@ -11,177 +11,67 @@ compatible, int and float are compatible, bool is not a number. List elements ar
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from dev.simulator import SimulatorServer
+from tests.contract.replay import header_rows, load_json, recordings
+from tests.contract.shapes import Rules, Shape
+from tests.contract.shapes import conformance_problems as _conformance
+from tests.contract.shapes import shape_of as _shape_of
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-REDDIT = SHARED / "payloads" / "reddit"
+REDDIT = recordings("reddit", "Reddit")
 
-if not REDDIT.is_dir():
-    pytest.skip(f"recorded Reddit payloads not found in {REDDIT}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 CREDS = ("sim-client-id", "sim-client-secret")
 
 # Reddit documents these keys as unions: ``edited`` is false or an edit timestamp, ``replies`` is "" or a
 # Listing. A recorded body shows one branch only, so the other branch is accepted too.
-KNOWN_UNIONS: dict[str, set[str]] = {"edited": {"bool", "number"}, "replies": {"string", "object"}}
+KNOWN_UNIONS = {"edited": frozenset({"bool", "number"}), "replies": frozenset({"string", "object"})}
 
 
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+def thing_kind(value: Any) -> str | None:
+    """The kind of a Reddit "thing" (``{"kind": "t3" | "t1" | "Listing" | "more" ..., "data": {...}}``), else None."""
+    if isinstance(value, dict) and isinstance(value.get("kind"), str) and "data" in value:
+        return value["kind"]
+    return None
 
 
-def is_thing(value: Any) -> bool:
-    """A Reddit "thing": ``{"kind": "t3" | "t1" | "Listing" | "more" ..., "data": {...}}``."""
-    return isinstance(value, dict) and isinstance(value.get("kind"), str) and "data" in value
+def keyed(path: str) -> bool:
+    """Objects are compared key by key when they are the body (or around things), a thing or a thing's ``data``;
+    other nested objects (``gildings``, ``media_embed``...) hold values rather than fields: type only."""
+    return ">" not in path or path.rpartition(">")[2] in ("", ".data")
 
 
-@dataclass
-class Shape:
-    """What the real data shows at one position: types seen, object keys (and how often), list elements."""
-
-    types: set[str] = field(default_factory=set)
-    objects: int = 0
-    key_counts: dict[str, int] = field(default_factory=dict)
-    keys: dict[str, Shape] = field(default_factory=dict)
-    elements: Shape | None = None
-
-    def learn(self, value: Any, things: dict[str, Shape]) -> Shape:
-        kind = json_type(value)
-        self.types.add(kind)
-        if kind == "object":
-            self.objects += 1
-            for key, sub in value.items():
-                self.key_counts[key] = self.key_counts.get(key, 0) + 1
-                self.keys.setdefault(key, Shape()).learn(sub, things)
-        elif kind == "array":
-            for element in value:
-                if is_thing(element):
-                    things.setdefault(element["kind"], Shape()).learn(element, things)
-                else:
-                    self.elements = (self.elements or Shape()).learn(element, things)
-        return self
+#: Things are compared by kind wherever they sit (a simulated reply ``t1`` is checked against the real ``t1``
+#: comments even though the recorded reply listing only holds a ``more`` stub). A key is required when every
+#: real instance at that place carries it.
+REDDIT_RULES = Rules(unions=KNOWN_UNIONS, kind_of=thing_kind, keyed=keyed)
 
 
-@dataclass
-class Recording:
-    """The shape of a recorded body, with every thing of the same kind merged into one shape.
-
-    Things are compared by kind wherever they sit (a simulated reply ``t1`` is checked against the real
-    ``t1`` comments even though the recorded reply listing only holds a ``more`` stub). A key is required
-    when every real instance at that place carries it. Objects are compared key by key when they are the
-    body, a thing or a thing's ``data``; other nested objects (``gildings``, ``media_embed``...) hold
-    values rather than fields, so only their type is compared.
-    """
-
-    root: Shape
-    things: dict[str, Shape]
+def shape_of(value: Any) -> Shape:
+    return _shape_of(value, rules=REDDIT_RULES)
 
 
-def shape_of(value: Any) -> Recording:
-    things: dict[str, Shape] = {}
-    if is_thing(value):
-        root = things.setdefault(value["kind"], Shape()).learn(value, things)
-    else:
-        root = Shape().learn(value, things)
-    return Recording(root, things)
-
-
-ENVELOPE, DATA, VALUE = "envelope", "data", "value"
-
-
-def conformance_problems(real: Recording, value: Any) -> list[str]:
+def conformance_problems(real: Shape, value: Any) -> list[str]:
     """Missing keys and incompatible types of ``value`` against the recording (sorted, de-duplicated)."""
-    problems: set[str] = set()
-    _check(real, real.root, value, "$", None, ENVELOPE, problems)
-    return sorted(problems)
-
-
-def _check(
-    rec: Recording, real: Shape, value: Any, path: str, key: str | None, level: str, problems: set[str]
-) -> None:
-    """``level``: ENVELOPE (structure around things), DATA (a thing's data) or VALUE (type only)."""
-    thing = is_thing(value)
-    if thing:
-        if value["kind"] not in rec.things:
-            problems.add(f"{path}: kind {value['kind']!r} not in real data {sorted(rec.things)}")
-            return
-        real, path = rec.things[value["kind"]], f"{path}<{value['kind']}>"
-    kind = json_type(value)
-    allowed = real.types - {"null"}
-    if allowed:
-        allowed |= KNOWN_UNIONS.get(key or "", set())
-    if kind != "null" and allowed and kind not in allowed:
-        problems.add(f"{path}: type {kind}, real data has {sorted(real.types)}")
-        return
-    inner = VALUE if level != ENVELOPE else ENVELOPE
-    if kind == "object" and real.objects and (thing or level != VALUE):
-        for name, sub in real.keys.items():
-            if name not in value:
-                if real.key_counts[name] == real.objects:  # present in every real instance here
-                    problems.add(f"{path}.{name}: missing")
-                continue
-            child_level = (DATA if name == "data" else VALUE) if thing else inner
-            _check(rec, sub, value[name], f"{path}.{name}", name, child_level, problems)
-    elif kind == "array":
-        for element in value:
-            if is_thing(element):
-                _check(rec, real, element, f"{path}[*]", None, ENVELOPE, problems)
-            elif real.elements is not None:
-                _check(rec, real.elements, element, f"{path}[*]", None, inner, problems)
+    return _conformance(real, value, rules=REDDIT_RULES)
 
 
 def load(name: str) -> Any:
-    return json.loads((REDDIT / name).read_text(encoding="utf-8"))
+    return load_json(REDDIT, name)
 
 
 def header_names(section: str) -> set[str]:
     """The header names listed in HEADERS.md for one recorded file."""
-    text = (REDDIT / "HEADERS.md").read_text(encoding="utf-8")
-    match = re.search(rf"^## {re.escape(section)}.*?(?=^## |\Z)", text, flags=re.S | re.M)
-    assert match, f"{section} not described in HEADERS.md"
-    return {m.lower() for m in re.findall(r"^\| ([a-z0-9-]+) \|", match.group(0), flags=re.M)} - {"header"}
+    return {name.lower() for name in header_rows(REDDIT, section)}
 
 
 # ------------------------------------------------------------------------------------------------
 # fixtures
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
 
 
 @pytest.fixture(scope="module")

@@ -15,31 +15,21 @@ optional, and the simulator must still produce each of them somewhere.
 from __future__ import annotations
 
 import json
-import os
-import re
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 
 from dev.simulator import SimulatorServer
-from tests.contract.shapes import Shape, shape_of
+from tests.contract.conftest import StartReplay
+from tests.contract.replay import NOW, Answer, header_rows, load_json, recordings
+from tests.contract.shapes import Rules, Shape, shape_of
 from tests.contract.shapes import conformance_problems as _conformance
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("PULSE_SHARED_DIR") or REPO.parent / "shared")
-TWITTER = SHARED / "payloads" / "twitter"
+TWITTER = recordings("twitter", "X")
 
-if not TWITTER.is_dir():
-    pytest.skip(f"recorded X payloads not found in {TWITTER}", allow_module_level=True)
-
-NOW = "2026-11-28T12:00:00Z"
 TOKEN = "sim-x-bearer-token"
 SEARCH = "/2/tweets/search/recent"
 
@@ -64,7 +54,7 @@ def _optional(path: str, key: str) -> bool:
 
 def conformance_problems(real: Shape, value: Any) -> list[str]:
     """The shared check, with X's conditional fields optional."""
-    return _conformance(real, value, optional=_optional)
+    return _conformance(real, value, rules=Rules(optional=_optional))
 
 
 def keys_at(value: Any, path: str) -> set[str]:
@@ -89,35 +79,12 @@ def keys_at(value: Any, path: str) -> set[str]:
 
 
 def load(name: str) -> Any:
-    return json.loads((TWITTER / name).read_text(encoding="utf-8"))
+    return load_json(TWITTER, name)
 
 
 def recorded_headers(section: str) -> dict[str, str]:
     """The headers listed in HEADERS.md for one recorded file (name -> value)."""
-    text = (TWITTER / "HEADERS.md").read_text(encoding="utf-8")
-    match = re.search(rf"^## {re.escape(section)}.*?(?=^## |\Z)", text, flags=re.S | re.M)
-    assert match, f"{section} not described in HEADERS.md"
-    rows = re.findall(r"^\| ([a-z0-9-]+) \| (.*?) \|$", match.group(0), flags=re.M)
-    return {name: value for name, value in rows if name != "header"}
-
-
-# ------------------------------------------------------------------------------------------------
-# fixtures
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    sim = SimulatorServer(port=0, seed=42, now=NOW).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False
-        yield session
+    return header_rows(TWITTER, section)
 
 
 def search(http: requests.Session, server: SimulatorServer, token: str | None = TOKEN, **params: Any) -> Any:
@@ -270,75 +237,34 @@ def test_window_errors_have_the_real_invalid_request_shape(
 # ------------------------------------------------------------------------------------------------
 
 
-class Replay:
-    """A tiny HTTP server answering each request with the next scripted (status, headers, body)."""
-
-    def __init__(self, script: list[tuple[int, dict[str, str], bytes]]) -> None:
-        self.script = list(script)
-        self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
-        replay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                split = urlsplit(self.path)
-                replay.requests.append((split.path, dict(parse_qsl(split.query)), dict(self.headers)))
-                status, headers, body = replay.script.pop(0)
-                self.send_response_only(status)  # no automatic Date: the recorded one is sent
-                for key, value in {**headers, "content-length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    servers: list[Replay] = []
+def x_replay(replay: StartReplay) -> Any:
+    """``x_replay(*answers)``: a replay server answering each request with the next scripted answer (no
+    ``Date`` of its own: the recorded one is sent), the connection ``x_replay`` on it, an XHook and its waits."""
 
-    def start(*script: tuple[int, dict[str, str], bytes]) -> Any:
+    def start(*script: Answer) -> Any:
         from pulse.hooks.x import XHook
 
-        srv = Replay(list(script))
-        servers.append(srv)
-        conn = {
-            "conn_type": "generic",
-            "host": srv.url,
-            "password": "recorded-token",
-            "extra": {"backoff": 0.1},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_X_REPLAY", json.dumps(conn))
+        srv = replay("x_replay", password="recorded-token", extra={"backoff": 0.1}, server_headers=False)
+        srv.play(*script)
         waits: list[float] = []
         return srv, XHook("x_replay", max_attempts=3, sleep=waits.append), waits
 
-    yield start
-    for srv in servers:
-        srv.close()
+    return start
 
 
-def _recorded(
-    name: str, section: str = "search_recent.json", status: int = 200
-) -> tuple[int, dict[str, str], bytes]:
+def _recorded(name: str, section: str = "search_recent.json", status: int = 200) -> Answer:
     return status, recorded_headers(section), (TWITTER / name).read_bytes()
 
 
-def test_recorded_pages_run_through_hook_and_parser(replay: Any) -> None:
+def test_recorded_pages_run_through_hook_and_parser(x_replay: Any) -> None:
     from pulse.privacy import make_pseudonymizer
     from pulse.sources.base import Document, StoredPage
     from pulse.sources.x import parse_config, parse_page, plan_streams
     from pulse.windows import Window
 
     # Page 1 is the recorded default-fields search (it has a next_token), page 2 the expanded one (it has none).
-    srv, hook, waits = replay(
+    srv, hook, waits = x_replay(
         _recorded("search_recent.json"), _recorded("search_recent_with_expansions.json")
     )
     stream = plan_streams(parse_config({"queries": ["Tweepy"], "max_results": 10}, "x"), None)[0]
@@ -352,7 +278,7 @@ def test_recorded_pages_run_through_hook_and_parser(replay: Any) -> None:
     assert pages[0].body == (TWITTER / "search_recent.json").read_bytes()  # the bytes as received
     assert pages[0].headers["x-rate-limit-reset"] == "1665183229" and waits == []
     # What went over the wire: tweepy's request, re-rooted on the connection's host, with the bearer token.
-    (path, params, headers), (_, params2, _) = srv.requests
+    (path, params, headers), (_, params2, _) = [(r.path, r.query, r.headers) for r in srv.requests]
     assert path == SEARCH and headers["Authorization"] == "Bearer recorded-token"
     assert params == {
         "query": "Tweepy",
@@ -381,7 +307,7 @@ def test_recorded_pages_run_through_hook_and_parser(replay: Any) -> None:
     )
 
 
-def test_recorded_429_waits_for_its_reset_then_reads_the_page(replay: Any) -> None:
+def test_recorded_429_waits_for_its_reset_then_reads_the_page(x_replay: Any) -> None:
     from pulse.sources.x import parse_config, plan_streams
 
     headers = {
@@ -392,14 +318,14 @@ def test_recorded_429_waits_for_its_reset_then_reads_the_page(replay: Any) -> No
         "x-rate-limit-reset": str(int(datetime(2022, 10, 7, 22, 43, 19, tzinfo=UTC).timestamp()) + 4),
     }
     throttled = (429, headers, (TWITTER / "error_429_too_many_requests.json").read_bytes())
-    _, hook, waits = replay(throttled, _recorded("search_recent.json"))
+    _, hook, waits = x_replay(throttled, _recorded("search_recent.json"))
     stream = plan_streams(parse_config({"queries": ["Tweepy"], "max_results": 10}, "x"), None)[0]
     page = hook.fetch_page(stream, 0, stream.params)
     assert page.is_valid and page.item_count == 10
     assert waits == [4.0]  # x-rate-limit-reset minus X's Date (written in UTC, not GMT)
 
 
-def test_recorded_401_is_an_auth_error(replay: Any) -> None:
+def test_recorded_401_is_an_auth_error(x_replay: Any) -> None:
     from pulse.sources.base import SourceAuthError
     from pulse.sources.x import parse_config, plan_streams
 
@@ -408,7 +334,7 @@ def test_recorded_401_is_an_auth_error(replay: Any) -> None:
         {"content-type": "application/json"},
         (TWITTER / "error_401_unauthorized.json").read_bytes(),
     )
-    _, hook, _ = replay(unauthorized)
+    _, hook, _ = x_replay(unauthorized)
     stream = plan_streams(parse_config({"queries": ["Tweepy"]}, "x"), None)[0]
     with pytest.raises(SourceAuthError, match=r"connection 'x_replay' \(HTTP 401"):
         hook.fetch_page(stream, 0, stream.params)

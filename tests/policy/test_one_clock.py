@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Calls that read the machine's clock.
 CLOCK_CALLS = {
@@ -29,9 +29,9 @@ CLOCK_CALLS = {
 #: (file, function) -> why it reads the machine's clock on purpose.
 ALLOWED = {
     ("plugins/pulse/windows.py", "utcnow"): "the pipeline clock itself, when PULSE_NOW is not set",
-    ("plugins/pulse/hooks/github.py", "_server_now"): (
-        "GitHub's rate-limit reset epoch is on GitHub's clock: the response's Date header is used, the local "
-        "clock only when a response has none"
+    ("plugins/pulse/hooks/base.py", "now"): (
+        "rate-limit reset epochs and Retry-After dates are on the source's clock: the response's Date header "
+        "is used, the local clock only when a response has none"
     ),
     ("plugins/pulse/export/webhooks.py", "signature_problem"): (
         "HMAC signature timestamps are checked against the partner's real clock (replay protection)"

@@ -22,7 +22,7 @@ import requests
 
 from dev.simulator import SimulatorServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-28T12:00:00Z"
 NOW_TS = datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp()
 CREDS = ("sim-client-id", "sim-client-secret")

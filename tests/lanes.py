@@ -1,0 +1,44 @@
+"""Test lanes: every test that needs a service the suite starts (PostgreSQL, Airflow's metadata DB, the session's
+simulator, moto, a live stack) is marked ``slow``; the rest form the fast lane, ``make test-fast``
+(``pytest -m "not slow"``).
+
+The mark is derived, never written by hand: a test is slow when it (or a fixture it uses, at any depth) requests
+one of :data:`SLOW_FIXTURES`, or when it carries the ``e2e`` mark. So a new test directory or file is in one lane
+or the other automatically, nothing is dropped: ``make test`` runs both lanes, ``make test-fast`` every test no
+service-bound fixture reaches. Registered through ``-p tests.lanes`` in pyproject.toml's pytest ``addopts``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+#: Session fixtures of tests/conftest.py (and those built on them) that start or need a real service.
+SLOW_FIXTURES = frozenset(
+    {
+        "warehouse",  # a throw-away PostgreSQL cluster, migrated
+        "db",
+        "fresh_db",
+        "airflow_db",  # Airflow's metadata DB, migrated (dag.test() runs need it)
+        "simulator",  # the session's simulator, used by the end-to-end runs
+        "sim",
+        "s3",  # a moto server
+    }
+)
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the slow lane (see the module docstring)."""
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & SLOW_FIXTURES) or item.get_closest_marker("e2e") is not None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: needs a service the suite starts (derived by tests/lanes.py; not in make test-fast)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
