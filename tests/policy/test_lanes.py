@@ -10,7 +10,7 @@ import pytest
 
 from tests.lanes import SLOW_FIXTURES, is_slow
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def _fixtures_defined() -> set[str]:
