@@ -12,6 +12,7 @@ delete ..." on the first Airflow release whose own code clears such a run.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +69,8 @@ def failed_run(probe_dag: Any) -> str:
 
     from pulse.windows import utcnow
 
-    run_id = f"manual__probe_{utcnow().timestamp():.0f}_{id(object())}"
+    # A fresh id per run: id(object()) was reused by CPython (two runs, one id: UNIQUE dag_run failure).
+    run_id = f"manual__probe_{utcnow().timestamp():.0f}_{uuid.uuid4().hex[:12]}"
     with create_session() as session:
         dr = probe_dag.create_dagrun(
             run_id=run_id,
