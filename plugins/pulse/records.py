@@ -39,6 +39,7 @@ from pulse.warehouse.pgtypes import MAX_EVENT_TIME, MAX_TEXT_BYTES, MIN_EVENT_TI
 
 __all__ = [
     "COLUMN_TYPES",
+    "CONTENT_FIELDS",
     "DOCUMENT_FIELDS",
     "FACT_TABLES",
     "MAX_TEXT_BYTES",
@@ -211,11 +212,7 @@ class Refusal:
 
     def digest(self, created_at: datetime | None = None) -> str:
         """The ``content_sha256`` the document would have (see :func:`document_digest`)."""
-        values = self.values
-        parts = tuple(values[f] for f in _DIGEST_FIELDS)
-        if created_at is not None:
-            parts = (parts[0], parts[1], created_at, *parts[3:])
-        return _digest(parts)
+        return _content_digest(self.values, created_at)
 
 
 class RecordRefused(ItemError):
@@ -322,7 +319,9 @@ class Document:
         return document_digest(self)
 
 
-_DIGEST_FIELDS = (
+#: What ``content_sha256`` hashes, in this order: every loaded field of a document but its key and lineage (the
+#: loader's column list is the key, these, then the digest and lineage).
+CONTENT_FIELDS = (
     "kind",
     "channel",
     "created_at",
@@ -343,20 +342,13 @@ def document_digest(doc: Document, created_at: datetime | None = None) -> str:
     its text). ``created_at`` overrides the document's own (the loader keeps an item's first-seen creation
     time).
     """
-    return _digest(
-        (
-            doc.kind,
-            doc.channel,
-            doc.created_at if created_at is None else created_at,
-            doc.title,
-            doc.body,
-            doc.url,
-            doc.author_pseudonym,
-            doc.score,
-            doc.metrics,
-            doc.payload,
-        )
-    )
+    return _content_digest({name: getattr(doc, name) for name in CONTENT_FIELDS}, created_at)
+
+
+def _content_digest(values: dict[str, Any], created_at: datetime | None) -> str:
+    if created_at is not None:
+        values = {**values, "created_at": created_at}
+    return _digest(tuple(values[name] for name in CONTENT_FIELDS))
 
 
 def _digest(parts: tuple[Any, ...]) -> str:

@@ -40,6 +40,7 @@ from psycopg.pq import Format
 
 from pulse.records import (
     COLUMN_TYPES,
+    CONTENT_FIELDS,
     FACT_TABLES,
     Document,
     Fact,
@@ -58,23 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMN_TYPES", "FACT_TABLES", "RowRejected"]
 
-DOC_COLUMNS = (
-    "source",
-    "external_id",
-    "kind",
-    "channel",
-    "created_at",
-    "title",
-    "body",
-    "url",
-    "author_pseudonym",
-    "score",
-    "metrics",
-    "payload",
-    "content_sha256",
-    "raw_response_id",
-    "dag_run_id",
-)
+DOC_COLUMNS = ("source", "external_id", *CONTENT_FIELDS, "content_sha256", "raw_response_id", "dag_run_id")
 #: Binary COPY types of the stage columns (jsonb travels as text and is cast by the INSERT).
 _STAGE_TYPES = (
     "text",
