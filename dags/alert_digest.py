@@ -16,7 +16,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 
 with DAG(
     dag_id="alert_digest",
@@ -48,4 +48,4 @@ with DAG(
         SlackWebhookNotifier(slack_webhook_conn_id=ROUTES["failures"], text=text).notify({})
         return text
 
-    post_digest()
+    warehouse_ready() >> post_digest()

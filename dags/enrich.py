@@ -29,7 +29,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from pulse.assets import CORE_DOCUMENTS, ENRICHED_DOCUMENTS
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.operators.enrich import DeduplicateDocumentsOperator, EnrichDocumentsOperator
 from pulse.params import reject_any_params
 
@@ -49,4 +49,4 @@ with DAG(
         task_id="enrich", outlets=[ENRICHED_DOCUMENTS], pre_execute=reject_any_params
     )
     deduplicate = DeduplicateDocumentsOperator(task_id="deduplicate")
-    enrich >> deduplicate
+    warehouse_ready() >> enrich >> deduplicate

@@ -39,7 +39,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.params import dag_params
 
 with DAG(
@@ -70,4 +70,4 @@ with DAG(
         except ExportRunError as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    export_marts()
+    warehouse_ready() >> export_marts()

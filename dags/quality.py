@@ -41,7 +41,7 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.params import dag_params
 
 with DAG(
@@ -87,4 +87,4 @@ with DAG(
             raise AirflowFailException(f"critical checks failed: {', '.join(outcome['critical'])}")
         return outcome
 
-    invariants >> audit_and_publish()
+    warehouse_ready() >> invariants >> audit_and_publish()

@@ -26,7 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.operators.replay import ReplayQuarantineOperator
 from pulse.params import dag_params
 
@@ -43,4 +43,5 @@ with DAG(
     on_failure_callback=dag_failure_notifier(),
     deadline=deadline(timedelta(minutes=60)),
 ):
-    ReplayQuarantineOperator(task_id="replay")  # reads and checks the run's params itself
+    # The operator reads and checks the run's params itself.
+    warehouse_ready() >> ReplayQuarantineOperator(task_id="replay")

@@ -20,7 +20,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.params import dag_params
 
 with DAG(
@@ -57,4 +57,4 @@ with DAG(
             raise AirflowFailException(str(exc)) from exc
         return as_dict(done)
 
-    restore()
+    warehouse_ready() >> restore()

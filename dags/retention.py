@@ -27,7 +27,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, get_current_context, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.params import dag_params
 
 with DAG(
@@ -78,4 +78,6 @@ with DAG(
             # Retrying writes the same archive and fails the same way: a person must look.
             raise AirflowFailException(str(exc)) from exc
 
-    archive.expand(unit=plan())
+    periods = plan()
+    warehouse_ready() >> periods
+    archive.expand(unit=periods)

@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 
 with DAG(
     dag_id="warehouse_maintenance",
@@ -98,4 +98,4 @@ with DAG(
             )
         return found
 
-    ensure_partitions() >> watch_default_partitions()
+    warehouse_ready() >> ensure_partitions() >> watch_default_partitions()

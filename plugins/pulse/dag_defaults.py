@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, setup, task
 
 from pulse.alerts import PulseSlackNotifier
 from pulse.sources.spec import all_sources
@@ -45,6 +45,43 @@ def default_args(*, retries: int = 2, retry_delay: timedelta = timedelta(minutes
         "execution_timeout": timedelta(minutes=45),
         "on_failure_callback": task_failure_notifier(),
     }
+
+
+#: The task id of every DAG's first task (:func:`warehouse_ready`).
+WAREHOUSE_READY = "warehouse_ready"
+
+
+@setup
+@task(
+    task_id=WAREHOUSE_READY,
+    doc_md="Brings the warehouse to the migrations' head (pulse.warehouse.bootstrap): one query when it "
+    "is there already; otherwise migrates under an advisory lock, or fails naming what a DBA must run.",
+)
+def _warehouse_ready() -> str:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pulse.warehouse.bootstrap import WarehouseNotReady, ensure_warehouse
+
+    try:
+        outcome = ensure_warehouse()
+    except WarehouseNotReady as exc:
+        # Retrying cannot grant a privilege or undo a newer migration: fail at once (the alert says why).
+        raise AirflowFailException(str(exc)) from exc
+    print(f"warehouse: {outcome}")
+    return outcome
+
+
+def warehouse_ready() -> Any:
+    """Every DAG's first task: the setup task ``warehouse_ready`` (call it inside the ``with DAG`` block and
+    put it upstream of every other root task: ``warehouse_ready() >> first``).
+
+    A setup task with no teardown is a *relevant* setup of every task downstream of it (Airflow 3.3
+    ``get_upstreams_only_setups_and_teardowns``): each of them runs only once it succeeded (a failed one makes
+    them ``upstream_failed``, a skipped one skips them), and clearing any of them clears it too, so a cleared
+    task finds the warehouse migrated as well. Retries, owner and the failure alert come from the DAG's
+    ``default_args``; a missing privilege fails at once.
+    """
+    return _warehouse_ready()
 
 
 def deadline(interval: timedelta) -> DeadlineAlert:

@@ -1,4 +1,5 @@
-"""The ingest DAG of a source, built from its :class:`~pulse.sources.spec.SourceSpec`: ``extract >> load``.
+"""The ingest DAG of a source, built from its :class:`~pulse.sources.spec.SourceSpec`:
+``warehouse_ready >> extract >> load``.
 
 A ``dags/ingest_<source>.py`` file is its docstring (the DAG's docs, with a Triage section) and
 ``dag = ingest_dag(SPEC, doc_md=__doc__)``. Everything that differs between sources (cron, window, start,
@@ -14,7 +15,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
 from pulse import assets
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, ingest_doc, warehouse_ready
 from pulse.operators.extract import ExtractToRawOperator
 from pulse.operators.load import LoadRawToCoreOperator
 from pulse.params import dag_params
@@ -51,7 +52,7 @@ def ingest_dag(spec: SourceSpec, doc_md: str | None = None) -> DAG:
     ) as dag:
         extract = ExtractToRawOperator(task_id="extract", source=spec.name, pool=spec.pool)
         load = LoadRawToCoreOperator(task_id="load", source=spec.name, outlets=outlets(spec))
-        extract >> load
+        warehouse_ready() >> extract >> load
     caller = sys._getframe(1)
     dag.fileloc = caller.f_code.co_filename  # as @dag does; the DagBag sets the same for DAG files
     return dag

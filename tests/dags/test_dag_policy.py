@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pulse.dag_defaults import POOLS, TAGS
+from pulse.dag_defaults import POOLS, TAGS, WAREHOUSE_READY
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py"))
@@ -66,6 +66,22 @@ def test_dag_level_alert_deadline_and_docs(dags: list[Any]) -> None:
         assert dag.start_date is not None, f"{dag.dag_id} needs a static start_date"
 
 
+def test_every_dag_starts_with_the_warehouse_setup_task(dags: list[Any]) -> None:
+    """``warehouse_ready`` (pulse.dag_defaults.warehouse_ready) is each DAG's only root, a setup task with no
+    teardown, so every other task waits for the warehouse to be at the migrations' head (and clearing any of
+    them clears it too)."""
+    for dag in dags:
+        assert [t.task_id for t in dag.roots] == [WAREHOUSE_READY], f"{dag.dag_id} roots: {dag.roots}"
+        ready = dag.get_task(WAREHOUSE_READY)
+        assert ready.is_setup and not ready.is_teardown, f"{dag.dag_id}.{WAREHOUSE_READY} is not a setup task"
+        assert not any(t.is_teardown for t in dag.tasks), f"{dag.dag_id} has a teardown"
+        others = {t.task_id for t in dag.tasks} - {WAREHOUSE_READY}
+        assert {t.task_id for t in ready.get_flat_relatives(upstream=False)} == others
+        for task in dag.tasks:
+            if task.task_id != WAREHOUSE_READY:
+                assert [s.task_id for s in task.get_upstreams_only_setups()] == [WAREHOUSE_READY]
+
+
 def test_only_known_pools(dags: list[Any]) -> None:
     for dag in dags:
         for task in dag.tasks:
@@ -117,4 +133,6 @@ def heavy_imports() -> dict[str, list[str]]:
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
 def test_dag_file_is_light_at_parse_time(path: Path, heavy_imports: dict[str, list[str]]) -> None:
     """Parsing a DAG file must not import API clients, database drivers or data libraries."""
-    assert heavy_imports[str(path)] == [], f"{path.name} imports {','.join(heavy_imports[str(path)])} at parse time"
+    assert heavy_imports[str(path)] == [], (
+        f"{path.name} imports {','.join(heavy_imports[str(path)])} at parse time"
+    )

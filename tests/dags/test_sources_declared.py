@@ -120,7 +120,7 @@ def test_ingest_dag_is_what_the_spec_says(dagbag: Any, spec: SourceSpec) -> None
     assert dag.tags == set(spec.tags)
     [alert] = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
     assert alert.interval == spec.deadline
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "load"]
+    assert [t.task_id for t in dag.topological_sort()] == ["warehouse_ready", "extract", "load"]
     extract, load = dag.get_task("extract"), dag.get_task("load")
     assert extract.source == load.source == spec.name
     assert extract.pool == spec.pool and load.pool == "default_pool"

@@ -79,7 +79,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 
 with DAG(
     dag_id="{PROBE}",
@@ -103,7 +103,7 @@ with DAG(
             raise AirflowFailException("{PROBE}: the first try fails")
         time.sleep({PROBE_SLEEP_S})
 
-    work()
+    warehouse_ready() >> work()
 '''
 
 

@@ -12,6 +12,9 @@ notifiers, Deadline Alerts) can be observed through the real scheduler, dag-proc
   (dag-processor) both fire. Its 30 s Deadline Alert fires after the run has already failed: recorded in
   `ops.alert_events`, not posted.
 
+Both start with the house setup task `warehouse_ready` (as every DAG does): alerts record their events in
+the warehouse, which it migrates.
+
 **Triage**: these DAGs are never deployed; if they misbehave, read the test module's docstring.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, task
 
-from pulse.dag_defaults import dag_failure_notifier, deadline, default_args
+from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 
 #: How long the deadline probe's task runs; well past its deadline, so the run is running when it fires.
 SLEEP_SECONDS = 45
@@ -45,7 +48,7 @@ with DAG(
 
         time.sleep(SLEEP_SECONDS)
 
-    sleep_past_deadline()
+    warehouse_ready() >> sleep_past_deadline()
 
 
 with DAG(
@@ -68,4 +71,4 @@ with DAG(
         marker = (context["dag_run"].conf or {}).get("marker", "none")
         raise AirflowFailException(f"probe failure {marker}")
 
-    fail_at_once()
+    warehouse_ready() >> fail_at_once()

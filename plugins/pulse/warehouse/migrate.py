@@ -1,7 +1,8 @@
 """Apply the warehouse migrations (Alembic scripts in ``include/migrations``).
 
 Usage: ``python -m pulse.warehouse.migrate upgrade [REVISION]`` (default ``head``), ``downgrade REVISION``,
-``current`` or ``history``. The target database comes from ``PULSE_WAREHOUSE_DSN`` or the Airflow connection
+``current``, ``history`` or ``ensure`` (what every DAG's ``warehouse_ready`` task does: to head under the
+advisory lock, privileges checked first; :mod:`pulse.warehouse.bootstrap`). The target database comes from ``PULSE_WAREHOUSE_DSN`` or the Airflow connection
 ``warehouse_default``. Alembic keeps its version table in ``ops.alembic_version``.
 """
 
@@ -9,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-MIGRATIONS = Path(__file__).resolve().parents[3] / "include" / "migrations"
+from pulse.warehouse.bootstrap import MIGRATIONS
 
 
 def alembic_config(dsn: str):  # type: ignore[no-untyped-def]
@@ -41,9 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     from pulse.warehouse.db import dsn_from_connection
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["upgrade", "downgrade", "current", "history"])
+    parser.add_argument("action", choices=["upgrade", "downgrade", "current", "history", "ensure"])
     parser.add_argument("revision", nargs="?", default="head")
     args = parser.parse_args(argv)
+    if args.action == "ensure":
+        from pulse.warehouse.bootstrap import WarehouseNotReady, ensure_warehouse
+
+        try:
+            print(f"warehouse: {ensure_warehouse()}")
+        except WarehouseNotReady as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
     from alembic import command
 
     cfg = alembic_config(dsn_from_connection())
