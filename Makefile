@@ -25,10 +25,20 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 install: $(VENV)/.installed ## create the virtualenv, install the pinned dependencies and Pulse (editable, as an Airflow provider)
 
-run: install ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those)
-	$(PY) -m dev.run_cycle $(if $(ONCE),--once,) $(if $(DAGS),--dags $(DAGS),)
+# EXECUTOR=celery: the CeleryExecutor with Redis (Debian's redis-server, installed when missing) and
+# $(WORKERS) workers (default 2) instead of the LocalExecutor (docs/executors.md). make stop stops either.
+EXECUTOR ?=
+WORKERS ?=
+run: install $(if $(filter celery,$(EXECUTOR)),redis-server,) ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those; EXECUTOR=celery WORKERS=n: on Celery workers)
+	$(if $(EXECUTOR),PULSE_EXECUTOR=$(EXECUTOR) ,)$(if $(WORKERS),PULSE_CELERY_WORKERS=$(WORKERS) ,)$(PY) -m dev.run_cycle $(if $(ONCE),--once,) $(if $(DAGS),--dags $(DAGS),)
 
-test: install ## run the whole test suite in one pytest process
+# The Celery broker of make run EXECUTOR=celery and of tests/stack/test_live_celery.py, from Debian like faketime
+# (a fresh CI machine may lack it). The stack starts it itself, on loopback, as the redis user.
+.PHONY: redis-server
+redis-server:
+	@test -x $${PULSE_REDIS_BIN:-/usr/bin/redis-server} || (apt-get update -q && apt-get install -y -q --no-install-recommends redis-server)
+
+test: install redis-server ## run the whole test suite in one pytest process
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The fast lane: every test that needs none of the services the suite starts (PostgreSQL, Airflow's metadata DB,
@@ -46,8 +56,12 @@ test-any-day: install ## the clock-sensitive tests on other days (ANY_DAYS="YYYY
 	days='$(ANY_DAYS)'; IFS=,; for day in $$days; do echo "== the machine's clock starts at $$day UTC"; \
 	  TZ=UTC faketime -f "@$$day" $(PY) -m pytest -p no:cacheprovider -q $(ANY_DAY_TESTS) $(PYTEST_ARGS) || exit 1; done
 
+# Not in the default list (it takes minutes and starts private stacks): pipeline, the load test of the whole
+# pipeline (bench/pipeline.py; BENCH_ARGS="--hours 2 --scale 0.5 --configs local" for a quick run); scale, one
+# hourly cycle and the analytics views at 100 thousand and 10 million documents (bench/scale.py; about an hour,
+# 15 GB; BENCH_ARGS="--large 1000000" for a quicker run).
 BENCHES ?= loader enrich dedup archive
-bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some; BENCH_ARGS=... passes flags)
+bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some, BENCHES=pipeline the load test; BENCH_ARGS=... passes flags)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 
 psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
@@ -74,6 +88,18 @@ lint: install
 
 lock: ## re-pin requirements.lock from requirements-dev.txt (Python 3.11)
 	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 -o requirements.lock
+
+# The same pins for the Astro Runtime image (docs/deploy.md): requirements.txt beside the image's own Airflow and
+# providers (IMAGE_SET: Runtime 3.3-2's provider reference) for its Python, wheels only (no compiler in the
+# image: packages.txt), checked on arm64 then written for x86_64; versions start from requirements.lock's.
+IMAGE_PYTHON ?= 3.12
+IMAGE_SET := apache-airflow==3.3.2 apache-airflow-providers-celery==3.21.0 apache-airflow-providers-common-io==1.8.0 \
+	apache-airflow-providers-elasticsearch==6.7.0 apache-airflow-providers-openlineage==2.18.1 apache-airflow-providers-smtp==3.0.1
+lock-image: ## re-pin requirements-image.lock: requirements.txt with the Astro image's Airflow and providers (Python 3.12)
+	test -f requirements-image.lock || cp requirements.lock requirements-image.lock
+	for platform in aarch64-manylinux_2_28 x86_64-manylinux_2_28; do printf '%s\n' $(IMAGE_SET) | \
+	  $(VENV)/bin/uv pip compile requirements.txt - --python-version $(IMAGE_PYTHON) --python-platform $$platform \
+	  --only-binary :all: --quiet -o requirements-image.lock || exit 1; done
 
 clean: stop
 	rm -rf .local

@@ -212,7 +212,70 @@ LEGEND = [
 ]
 
 
-def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -> str:
+def executor_lines() -> list[str]:
+    """The executor, and with Celery the workers with the queues each consumes (Flower's API) and Flower."""
+    if stack.EXECUTOR != "celery":
+        return ["executor: LocalExecutor (the scheduler runs the tasks; PULSE_EXECUTOR=celery for Celery)"]
+    lines = [
+        f"executor: CeleryExecutor, broker Redis {stack.HOST}:{stack.REDIS_PORT}, {stack.CELERY_WORKERS} workers:"
+    ]
+    try:
+        workers = stack.celery_workers()
+    except (OSError, requests.RequestException) as exc:
+        workers = {}
+        lines.append(f"  (Flower did not answer: {exc}; `airflow celery list-workers` lists them)")
+    lines += [f"  {name:24} queues {', '.join(queues) or '(none)'}" for name, queues in workers.items()]
+    lines.append(
+        f"  Flower       http://{stack.HOST}:{stack.FLOWER_PORT}  (user admin, password flower_password in "
+        f"{stack.STATE / 'secrets.json'})"
+    )
+    return lines
+
+
+def task_placements(api: Api, runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The task instances of each run (``run id -> [task instance]``): their queue and host (the worker)."""
+    from urllib.parse import quote
+
+    return {
+        r["dag_run_id"]: api.get(
+            f"/dags/{r['dag_id']}/dagRuns/{quote(r['dag_run_id'], safe='')}/taskInstances"
+        )["task_instances"]
+        for r in runs
+    }
+
+
+def placement_lines(placements: dict[str, list[dict[str, Any]]], runs: list[dict[str, Any]]) -> list[str]:
+    """Per run, each task's queue and the worker that ran it (the TI's hostname; with Celery the worker's
+    name, ``worker-1@host``: dev/stack.py worker_hostname), and the tasks per worker."""
+    lines = ["tasks: queue @ the worker that ran it (the task instance's hostname)"]
+    per_worker: dict[str, int] = {}
+    for r in runs:
+        tis = sorted(
+            placements.get(r["dag_run_id"], []), key=lambda t: (t.get("start_date") or "", t["task_id"])
+        )
+        cells = []
+        for ti in tis:
+            host = ti.get("hostname") or "-"
+            task = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            cells.append(
+                f"{task} {ti.get('queue') or '-'} @ {host}"
+                + (f" try {ti['try_number']}" if ti.get("try_number", 1) > 1 else "")
+            )
+            if ti.get("hostname"):
+                per_worker[host] = per_worker.get(host, 0) + 1
+        lines.append(f"  {r['dag_id']:22} " + ("; ".join(cells) or "no tasks"))
+    lines.append(
+        "tasks per worker: " + (", ".join(f"{h} {n}" for h, n in sorted(per_worker.items())) or "none")
+    )
+    return lines
+
+
+def summary(
+    runs: list[dict[str, Any]],
+    up_seconds: float,
+    run_seconds: float,
+    placements: dict[str, list[dict[str, Any]]] | None = None,
+) -> str:
     import psycopg
 
     with psycopg.connect(**stack.warehouse_dsn()) as conn:
@@ -268,6 +331,7 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
             """
         ).fetchone()
     state = {r["dag_run_id"]: r["state"] for r in runs}
+    storage = stack.storage_env()
     lines = [
         "",
         "=" * 100,
@@ -288,6 +352,9 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         lines.append(f"{r['dag_id'] + ' ' + r['dag_run_id']:58.58} {state[r['dag_run_id']]:8} {nums}")
         if row:
             lines.append(f"    window {row[3]:%Y-%m-%d %H:%M} to {row[4]:%Y-%m-%d %H:%M} UTC")
+    lines += ["", *executor_lines()]
+    if placements is not None:
+        lines += placement_lines(placements, runs)
     lines += ["", *LEGEND, "", "warehouse totals (core):"]
     lines += [f"  {source:15} {n:>7} rows in core.{table}" for table, source, n in totals]
     lines += [
@@ -311,10 +378,14 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         )
     )
     lines.append(
-        f"exports: {exported[0]} mart-days ({exported[2]} days, {exported[1]} rows) in {stack.STATE / 'exports'}; "
+        f"exports: {exported[0]} mart-days ({exported[2]} days, {exported[1]} rows) in {storage['PULSE_EXPORT_URL']}; "
         f"webhooks delivered {webhooks[0]}, failed {webhooks[1]}"
     )
-    lines.append("archives: " + (", ".join(f"{st} {n}" for st, n in archives) or "none (no data old enough)"))
+    lines.append(
+        "archives: "
+        + (", ".join(f"{st} {n}" for st, n in archives) or "none (no data old enough)")
+        + f" in {storage['PULSE_ARCHIVE_URL']}"
+    )
     slack_file = stack.STATE / "slack" / "messages.jsonl"
     slack_count = len(slack_file.read_text().splitlines()) if slack_file.exists() else 0
     lines += [
@@ -323,6 +394,8 @@ def summary(runs: list[dict[str, Any]], up_seconds: float, run_seconds: float) -
         f"  Airflow UI   http://{stack.HOST}:{stack.API_PORT}  (user admin, password in {stack.STATE / 'secrets.json'})",
         '  warehouse    make psql   or   make psql SQL="select * from ops.ingest_runs"',
         f"  Slack posts  {slack_file} ({slack_count} so far)",
+        f"  object store S3 API http://{stack.HOST}:{stack.S3_PORT} (connection {stack.S3_CONN_ID}; a moto "
+        f"server: `make stop` saves its objects to {stack.STATE / 's3'})",
         f"  logs         {stack.STATE / 'logs'} (services), {stack.STATE / 'airflow' / 'logs'} (tasks)",
         "=" * 100,
     ]
@@ -343,11 +416,26 @@ def _terminated(signum: int, frame: Any) -> None:
 
 
 def stay_up(poll: float = 5.0) -> int:
-    """Keep the stack up until a signal ends ``make run``; return 1 if a service exits meanwhile."""
+    """Keep the stack up until a signal ends ``make run``; return 1 if a service exits meanwhile (a Celery
+    worker may: the others serve its queues; only when none is left)."""
     names = [svc.name for svc in stack.services()]
+    workers = [name for name in names if name.startswith("worker-")]
+    reported: set[str] = set()
     while True:
         time.sleep(poll)
         gone = [name for name in names if not stack.running_pid(name)]
+        dead = [name for name in gone if name in workers]
+        if dead and len(dead) < len(workers):
+            lost = [name for name in dead if name not in reported]
+            if lost:
+                reported.update(lost)
+                print(
+                    f"[run] {', '.join(lost)} stopped (see {stack.STATE / 'logs'}); the other workers serve "
+                    "its queues, the stack stays up",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            gone = [name for name in gone if name not in workers]
         if gone:
             print(
                 f"[run] {', '.join(gone)} stopped without make run (see {stack.STATE / 'logs'}); "
@@ -382,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.up()
         t_up = time.time() - t0
         print(f"[run] stack up in {t_up:.0f} s", flush=True)
+        for line in executor_lines():
+            print(f"[run] {line}", flush=True)
         api = Api(f"http://{stack.HOST}:{stack.API_PORT}", stack.load_secrets()["airflow_admin_password"])
         if args.dags:
             dag_ids, followers, afterwards = list(args.dags), [], []
@@ -397,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             runs += wait_for_followers(api, followers, since)
         for dag_id in afterwards:
             runs += run_cycle(api, [dag_id])
-        print(summary(runs, t_up, time.time() - t1), flush=True)
+        print(summary(runs, t_up, time.time() - t1, task_placements(api, runs)), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:
             print(

@@ -12,7 +12,20 @@ variable                default  what listens there
 ``PULSE_SIM_PORT``      8765     source simulator
 ``PULSE_SLACK_PORT``    8766     Slack webhook receiver
 ``PULSE_WEBHOOK_PORT``  8767     export webhook subscriber (checks signatures)
+``PULSE_S3_PORT``       8768     S3 API (moto server): archives and exports
+``PULSE_REDIS_PORT``    56379    Redis, the Celery broker (celery only)
+``PULSE_FLOWER_PORT``   8769     Flower, the Celery monitor (celery only)
+``PULSE_WORKER_LOG_PORT`` 8793   worker i's log server port: base + i - 1
 ======================  =======  ============================================
+
+``PULSE_EXECUTOR`` picks Airflow's executor: ``local`` (default: the scheduler runs the tasks) or ``celery``
+(Redis as the broker, ``PULSE_CELERY_WORKERS`` Celery workers, default 2, ``worker-1`` ..., each serving every
+queue of :mod:`pulse.queues`, and Flower). ``PULSE_AIRFLOW_ENV`` is a JSON object of extra ``AIRFLOW__*``
+settings merged last into every Airflow process's environment (the tests shorten timeouts through it).
+Archives and exports go to the S3 API of the ``s3`` service (buckets ``pulse-archive`` and ``pulse-exports``,
+connection ``pulse_object_storage``) on every executor: with more than one worker no task may write a local
+folder another task reads. The moto server keeps objects in memory: ``down`` saves them to ``<state>/s3/``
+and ``up`` puts them back. docs/executors.md tells the whole story.
 
 ``down`` (``make stop``) ends a running ``make run`` of the same state folder too, stops every service with
 everything it started (each runs in its own session; see :func:`stop_services`) and PostgreSQL, and says
@@ -43,8 +56,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +76,19 @@ API_PORT = _port("PULSE_API_PORT", 8080)
 SIM_PORT = _port("PULSE_SIM_PORT", 8765)
 SLACK_PORT = _port("PULSE_SLACK_PORT", 8766)
 WEBHOOK_PORT = _port("PULSE_WEBHOOK_PORT", 8767)
+S3_PORT = _port("PULSE_S3_PORT", 8768)
+REDIS_PORT = _port("PULSE_REDIS_PORT", 56379)
+FLOWER_PORT = _port("PULSE_FLOWER_PORT", 8769)
+WORKER_LOG_PORT = _port("PULSE_WORKER_LOG_PORT", 8793)
+#: ``local`` (LocalExecutor) or ``celery`` (CeleryExecutor with Redis and ``CELERY_WORKERS`` workers).
+EXECUTOR = os.environ.get("PULSE_EXECUTOR", "").strip().lower() or "local"
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+CELERY_WORKERS = int(os.environ.get("PULSE_CELERY_WORKERS", "2"))
+REDIS_BIN = Path(os.environ.get("PULSE_REDIS_BIN", "/usr/bin/redis-server"))
+#: The aws connection of the local S3 API, and its buckets (``down`` saves their objects, ``up`` restores).
+S3_CONN_ID = "pulse_object_storage"
+ARCHIVE_BUCKET = "pulse-archive"
+EXPORT_BUCKET = "pulse-exports"
 #: Another DAG folder for the Airflow processes (the live alert tests load probe DAGs this way).
 DAGS_FOLDER = Path(os.environ.get("PULSE_DAGS_FOLDER", ROOT / "dags"))
 
@@ -86,15 +112,23 @@ def log(msg: str) -> None:
 def load_secrets() -> dict[str, str]:
     """Return the stack's generated secrets, creating them on first use (file mode 0600)."""
     path = STATE / "secrets.json"
+    # Added after the first release of the file: state folders from before get them on first use.
+    later = {
+        "webhook_secret": lambda: secrets.token_urlsafe(32),
+        "redis_password": lambda: secrets.token_urlsafe(24),
+        "flower_password": lambda: secrets.token_urlsafe(12),
+        "s3_secret_key": lambda: secrets.token_urlsafe(24),
+    }
     if path.exists():
         values = json.loads(path.read_text())
-        if "webhook_secret" not in values:  # state folders from before the export webhooks
-            values["webhook_secret"] = secrets.token_urlsafe(32)
+        missing = [key for key in later if key not in values]
+        if missing:
+            values.update({key: later[key]() for key in missing})
             path.write_text(json.dumps(values, indent=2))
         return values
     STATE.mkdir(parents=True, exist_ok=True)
     values = {
-        "webhook_secret": secrets.token_urlsafe(32),
+        **{key: make() for key, make in later.items()},
         "pg_superuser_password": secrets.token_urlsafe(18),
         "warehouse_password": secrets.token_urlsafe(18),
         "airflow_db_password": secrets.token_urlsafe(18),
@@ -357,6 +391,13 @@ def connections(sec: dict[str, str]) -> dict[str, dict[str, Any]]:
         "slack_quality": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/QUALITY"},
         "slack_trends": {"conn_type": "slackwebhook", "host": slack, "password": "T000/B000/TRENDS"},
         "pulse_pseudonym": {"conn_type": "generic", "password": sec["pseudonym_key"]},
+        # Archives and exports: the local S3 API (the s3 service, a moto server).
+        S3_CONN_ID: {
+            "conn_type": "aws",
+            "login": "pulse",
+            "password": sec["s3_secret_key"],
+            "extra": {"endpoint_url": f"http://{HOST}:{S3_PORT}", "region_name": "us-east-1"},
+        },
         # The export DAG's one local subscriber (include/exports/subscribers.yaml): URL + HMAC secret.
         "webhook_local": {
             "conn_type": "http",
@@ -382,8 +423,11 @@ def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[executor()],
+        # Tasks at once in the whole stack: the LocalExecutor's worker processes, or what the workers take.
+        "AIRFLOW__CORE__PARALLELISM": str(
+            4 if EXECUTOR == "local" else CELERY_WORKERS * _worker_concurrency()
+        ),
         "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pwfile),
@@ -400,20 +444,103 @@ def airflow_env(sec: dict[str, str] | None = None) -> dict[str, str]:
         "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
         "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # A task's calls to the api-server (execution API; default 5 s, 5 retries): on a loaded two-core
+        # machine running the whole stack, and several task processes at once with Celery, the one api-server
+        # worker answered later than that and tasks failed on a timeout.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__OPENLINEAGE__DISABLED": "true",
         "PULSE_PSEUDONYM_KEY": sec["pseudonym_key"],
         "PULSE_STATE_DIR": str(STATE),
-        # Object storage of archives and exports: local folders here; s3://bucket/prefix with
-        # PULSE_*_CONN_ID = an aws connection in production (docs/retention.md).
-        "PULSE_ARCHIVE_URL": os.environ.get("PULSE_ARCHIVE_URL", f"file://{STATE / 'archive'}"),
-        "PULSE_EXPORT_URL": os.environ.get("PULSE_EXPORT_URL", f"file://{STATE / 'exports'}"),
+        **storage_env(),
         "NO_PROXY": "*",
     }
+    if EXECUTOR == "celery":
+        env.update(celery_env(sec))
     for conn_id, conn in connections(sec).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    env.update(extra_airflow_env())
     return env
+
+
+def executor() -> str:
+    """``PULSE_EXECUTOR``, checked: ``local`` or ``celery``."""
+    if EXECUTOR not in EXECUTORS:
+        raise SystemExit(f"PULSE_EXECUTOR={EXECUTOR!r}: use one of {', '.join(EXECUTORS)}")
+    if EXECUTOR == "celery" and CELERY_WORKERS < 1:
+        raise SystemExit(f"PULSE_CELERY_WORKERS={CELERY_WORKERS}: at least 1")
+    return EXECUTOR
+
+
+def extra_airflow_env() -> dict[str, str]:
+    """``PULSE_AIRFLOW_ENV``: a JSON object of ``AIRFLOW__*`` settings merged last into :func:`airflow_env`."""
+    raw = os.environ.get("PULSE_AIRFLOW_ENV", "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"PULSE_AIRFLOW_ENV is not JSON: {exc}") from exc
+    if not isinstance(values, dict) or not all(str(k).startswith("AIRFLOW__") for k in values):
+        raise SystemExit(
+            'PULSE_AIRFLOW_ENV must be a JSON object of AIRFLOW__* settings, e.g. {"AIRFLOW__X__Y": "1"}'
+        )
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def storage_env() -> dict[str, str]:
+    """Where archives and exports go: the ``s3`` service's buckets through the ``pulse_object_storage``
+    connection, on every executor (with Celery a task's local folder is on one worker only: pulse.storage
+    refuses ``file://`` there). ``PULSE_ARCHIVE_URL`` / ``PULSE_EXPORT_URL`` (and ``*_CONN_ID``) set in the
+    environment win (a ``file://`` URL then goes without a connection)."""
+    env = {}
+    for kind, bucket in (("ARCHIVE", ARCHIVE_BUCKET), ("EXPORT", EXPORT_BUCKET)):
+        url = os.environ.get(f"PULSE_{kind}_URL", "").strip() or f"s3://{bucket}"
+        env[f"PULSE_{kind}_URL"] = url
+        conn_id = os.environ.get(f"PULSE_{kind}_CONN_ID", "").strip()
+        if conn_id or url.startswith("s3://"):
+            env[f"PULSE_{kind}_CONN_ID"] = conn_id or S3_CONN_ID
+    return env
+
+
+def _worker_concurrency() -> int:
+    return _queues().LOCAL_WORKER_CONCURRENCY
+
+
+def _queues() -> Any:
+    if str(ROOT / "plugins") not in sys.path:  # `python -m dev.stack` without the project installed
+        sys.path.append(str(ROOT / "plugins"))
+    from pulse import queues
+
+    return queues
+
+
+def redis_url(sec: dict[str, str]) -> str:
+    return f"redis://:{sec['redis_password']}@{HOST}:{REDIS_PORT}/0"
+
+
+def celery_env(sec: dict[str, str]) -> dict[str, str]:
+    """The settings every Airflow process of a Celery stack shares (AIRFLOW3.md §6): broker, result
+    backend (the Airflow database), the broker's visibility timeout, acknowledgement after the task."""
+    db = f"{AIRFLOW_ROLE}:{sec['airflow_db_password']}@{HOST}:{PG_PORT}/{AIRFLOW_DB}"
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": redis_url(sec),
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{db}",
+        # Redis hands a message nobody acknowledged to another worker after this long. With task_acks_late a
+        # message is acknowledged when its task ends, so it must outlast the longest task (execution_timeout
+        # 45 min in pulse.dag_defaults) or a long task would start twice (Airflow refuses the second start).
+        # A task whose worker died is found by its missing heartbeat long before, and retried.
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
+        # The provider's defaults, spelt out: acknowledge when the task ended; take one message at a time.
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(_worker_concurrency()),
+        "AIRFLOW__CELERY__FLOWER_HOST": HOST,
+        "AIRFLOW__CELERY__FLOWER_PORT": str(FLOWER_PORT),
+        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"admin:{sec['flower_password']}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": _queues().DEFAULT,
+    }
 
 
 def settings_objects() -> dict[str, Any]:
@@ -439,6 +566,13 @@ class Service:
     argv: list[str]
     port: int | None = None
     airflow: bool = False
+    #: Merged over the stack's environment for this service only (a worker's log server port).
+    env: dict[str, str] = field(default_factory=dict)
+    #: Run as this user when the stack runs as root (Redis, like PostgreSQL, as an unprivileged user).
+    user: str | None = None
+    #: Makes what is written to its standard input, which is then closed (Redis reads its configuration
+    #: there: no file holds the password).
+    stdin: Callable[[], str] | None = None
 
 
 def _venv_bin(name: str) -> str:
@@ -481,6 +615,8 @@ def services() -> list[Service]:
             ],
             WEBHOOK_PORT,
         ),
+        s3_service(),
+        *([redis_service()] if EXECUTOR == "celery" else []),
         Service(
             "api-server",
             [_venv_bin("airflow"), "api-server", "--host", HOST, "--port", str(API_PORT), "--workers", "1"],
@@ -490,7 +626,124 @@ def services() -> list[Service]:
         Service("scheduler", [_venv_bin("airflow"), "scheduler", "--skip-serve-logs"], airflow=True),
         Service("dag-processor", [_venv_bin("airflow"), "dag-processor"], airflow=True),
         Service("triggerer", [_venv_bin("airflow"), "triggerer", "--skip-serve-logs"], airflow=True),
+        *(celery_services() if EXECUTOR == "celery" else []),
     ]
+
+
+#: The services :func:`up` starts before Airflow, in this order (the receivers, object storage, the broker).
+SUPPORT = ("simulator", "slack", "webhook", "s3", "redis")
+
+
+def s3_service() -> Service:
+    """The local S3 API (a moto server, objects in memory: ``down`` saves them, ``up`` restores them)."""
+    return Service("s3", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(S3_PORT)], S3_PORT)
+
+
+def redis_service() -> Service:
+    """Redis, the Celery broker: loopback only, protected mode, a password, no persistence (Airflow queues a
+    task again whose message was lost: ``[scheduler] task_queued_timeout``), as the ``redis`` user (else
+    ``nobody``) when we are root."""
+    user = None
+    if _as_root():
+        user = "redis" if _user_exists("redis") else "nobody"
+
+    def config() -> str:
+        return "\n".join(
+            [
+                f"bind {HOST}",
+                f"port {REDIS_PORT}",
+                "protected-mode yes",
+                f"requirepass {load_secrets()['redis_password']}",
+                'save ""',
+                "appendonly no",
+                "dir /tmp",
+                'logfile ""',
+                "daemonize no",
+                "",
+            ]
+        )
+
+    return Service("redis", [str(REDIS_BIN), "-"], REDIS_PORT, user=user, stdin=config)
+
+
+def worker_name(i: int) -> str:
+    return f"worker-{i}"
+
+
+def celery_services() -> list[Service]:
+    """``CELERY_WORKERS`` Celery workers, each serving every queue (pulse.queues.LOCAL_WORKER_QUEUES: any one
+    may die), and Flower.
+
+    Every worker runs with ``--skip-serve-logs``: Airflow's log server listens on every interface (uvicorn
+    ``host=""``, not configurable in 3.3), and the stack listens on loopback only. Nothing is lost: the
+    workers write task logs into the shared ``$AIRFLOW_HOME/logs``, which the api-server reads directly
+    (``FileTaskHandler`` reads the local file first; it would ask ``http://<TI hostname>:<its own
+    worker_log_server_port>``, one port for all workers, only for a file it does not have). Each worker still
+    gets its own ``worker_log_server_port`` (``PULSE_WORKER_LOG_PORT`` + i - 1), so turning serving on
+    never makes two of them collide."""
+    queues = _queues()
+    airflow = _venv_bin("airflow")
+    workers = [
+        Service(
+            worker_name(i),
+            [
+                airflow,
+                "celery",
+                "worker",
+                "--queues",
+                ",".join(queues.LOCAL_WORKER_QUEUES),
+                "--concurrency",
+                str(queues.LOCAL_WORKER_CONCURRENCY),
+                "--celery-hostname",
+                f"{worker_name(i)}@%h",
+                "--skip-serve-logs",
+            ],
+            airflow=True,
+            env={
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(WORKER_LOG_PORT + i - 1),
+                # The task instances' hostname names the worker that ran them (see worker_hostname).
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dev.stack.worker_hostname",
+                "PULSE_WORKER_NAME": worker_name(i),
+            },
+        )
+        for i in range(1, CELERY_WORKERS + 1)
+    ]
+    flower = Service("flower", [airflow, "celery", "flower"], FLOWER_PORT, airflow=True)
+    return [*workers, flower]
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the local workers: the Celery worker's name, ``worker-1@<host>``, as
+    ``airflow celery list-workers`` and Flower show it. Every worker runs on this one machine, so the plain
+    host name would not tell which one ran a task; the UI and ``make run`` show this as the task's host. (The
+    api-server asks a task's host for its log only when the shared log folder lacks it: never here.)"""
+    return f"{os.environ.get('PULSE_WORKER_NAME', 'worker')}@{socket.getfqdn()}"
+
+
+def celery_workers(timeout: float = 10.0) -> dict[str, list[str]]:
+    """The Celery workers Flower sees now and the queues each consumes, ``{"worker-1@host": [queues]}``."""
+    import requests
+
+    sec = load_secrets()
+    resp = requests.get(
+        f"http://{HOST}:{FLOWER_PORT}/api/workers",
+        params={"refresh": "true"},
+        auth=("admin", sec["flower_password"]),
+        timeout=timeout,
+    )
+    resp.raise_for_status()
+    return {
+        name: sorted(q["name"] for q in info.get("active_queues") or [])
+        for name, info in sorted(resp.json().items())
+    }
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 #: Set in the environment of every process the stack starts (and so of everything they start), with the state
@@ -618,17 +871,25 @@ def start_service(svc: Service, env: dict[str, str]) -> None:
     (STATE / "run").mkdir(parents=True, exist_ok=True)
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
     logfile = (STATE / "logs" / f"{svc.name}.log").open("ab")
+    as_user: dict[str, Any] = {}
+    if svc.user and _as_root():
+        as_user = {"user": svc.user, "group": pwd.getpwnam(svc.user).pw_gid, "extra_groups": []}
     # Its own session: Ctrl-C in the terminal of make run reaches make run only, which then stops the stack
     # in order; and everything the service starts stays in that session, where ``down`` finds it.
     proc = subprocess.Popen(
         svc.argv,
-        cwd=ROOT,
-        env={**env, MEMBER_VAR: str(STATE)},
+        cwd="/" if as_user else ROOT,
+        env={**env, **svc.env, MEMBER_VAR: str(STATE)},
+        stdin=subprocess.PIPE if svc.stdin is not None else subprocess.DEVNULL,
         stdout=logfile,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        **as_user,
     )
     logfile.close()
+    if svc.stdin is not None and proc.stdin:
+        proc.stdin.write(svc.stdin().encode())
+        proc.stdin.close()
     _write_pid(_pidfile(svc.name), proc.pid)
     log(f"started {svc.name} (pid {proc.pid}, log {STATE / 'logs' / svc.name}.log)")
 
@@ -838,31 +1099,181 @@ def airflow_bootstrap(env: dict[str, str]) -> None:
 
 def up() -> dict[str, str]:
     sec = load_secrets()
-    pg_up()
-    migrate_warehouse()
+    check_executor()
+    pg_up()  # roles and databases (the stack plays the DBA); Airflow migrates: every DAG's warehouse_ready
     env = airflow_env(sec)
     (STATE / "slack").mkdir(parents=True, exist_ok=True)
     (STATE / "webhooks").mkdir(parents=True, exist_ok=True)
-    for svc in services()[:3]:
-        start_service(
-            svc, {**env, "PULSE_WEBHOOK_SECRET": sec["webhook_secret"]} if svc.name == "webhook" else env
-        )
+    for svc in services():
+        if svc.name in SUPPORT:
+            start_service(
+                svc, {**env, "PULSE_WEBHOOK_SECRET": sec["webhook_secret"]} if svc.name == "webhook" else env
+            )
     wait_http(f"http://{HOST}:{SIM_PORT}/_sim/health", 30, "the simulator")
     wait_http(f"http://{HOST}:{SLACK_PORT}/_messages", 30, "the Slack receiver")
     wait_http(f"http://{HOST}:{WEBHOOK_PORT}/_deliveries", 30, "the webhook receiver")
+    wait_http(f"http://{HOST}:{S3_PORT}/", 60, "the S3 API (moto)")
+    s3_restore(sec)
+    if EXECUTOR == "celery":
+        wait_redis(sec, 30)
     if not running_pid("api-server"):
         airflow_bootstrap(env)
     # The api-server first: tasks queued before it answers fail (AIRFLOW3.md pitfall 14).
-    api, *others = services()[3:]
+    api, *others = [svc for svc in services() if svc.airflow]
     start_service(api, env)
     wait_http(f"http://{HOST}:{API_PORT}/api/v2/monitor/health", 180, "the Airflow api-server")
+    starts = {svc.name: _log_size(svc.name) for svc in others}
     for svc in others:
         start_service(svc, env)
+    if EXECUTOR == "celery":
+        wait_http(f"http://{HOST}:{FLOWER_PORT}/healthcheck", 120, "Flower")
+        for svc in others:
+            if svc.name.startswith("worker-"):
+                wait_worker(svc.name, starts[svc.name], 180)
     return env
 
 
-#: The order in which ``down`` stops the services, one stage after the other.
+def check_executor() -> None:
+    """Refuse to start a stack with another executor than the one it runs with; record the executor."""
+    executor()
+    path = STATE / "run" / "executor"
+    running = path.read_text().strip() if path.exists() else ""
+    if running and running != EXECUTOR and running_pid("api-server"):
+        raise SystemExit(
+            f"the stack of {STATE} runs with PULSE_EXECUTOR={running}; `make stop` first to start it with "
+            f"{EXECUTOR}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXECUTOR + "\n")
+
+
+def _log_size(name: str) -> int:
+    path = STATE / "logs" / f"{name}.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def wait_worker(name: str, offset: int, timeout: float) -> None:
+    """Wait until Celery worker ``name`` logged ``ready.`` (it consumes its queues) after ``offset``."""
+    path = STATE / "logs" / f"{name}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            if b" ready." in fh.read():
+                log(f"{name} consumes its queues")
+                return
+        if not running_pid(name):
+            raise SystemExit(f"Celery worker {name} exited; see {path}")
+        time.sleep(1)
+    raise SystemExit(f"Celery worker {name} was not ready within {timeout:.0f}s; see {path}")
+
+
+def wait_redis(sec: dict[str, str], timeout: float) -> None:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    client = redis.Redis(host=HOST, port=REDIS_PORT, password=sec["redis_password"], socket_timeout=2)
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"Redis did not answer on {HOST}:{REDIS_PORT}: {exc}; see {STATE / 'logs'}"
+                ) from exc
+            time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# object storage: the moto server keeps objects in memory; down saves them, up puts them back
+# --------------------------------------------------------------------------------------------------
+
+
+def s3_client(sec: dict[str, str] | None = None) -> Any:
+    """A boto3 S3 client on the stack's S3 API."""
+    import boto3
+
+    sec = sec or load_secrets()
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://{HOST}:{S3_PORT}",
+        aws_access_key_id="pulse",
+        aws_secret_access_key=sec["s3_secret_key"],
+        region_name="us-east-1",
+    )
+
+
+def _s3_keys(client: Any, bucket: str) -> Iterator[str]:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            yield str(item["Key"])
+
+
+def s3_restore(sec: dict[str, str]) -> None:
+    """Create the buckets; put back into an empty one the objects ``down`` saved in ``<state>/s3/<bucket>``."""
+    client = s3_client(sec)
+    for bucket in (ARCHIVE_BUCKET, EXPORT_BUCKET):
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+        saved = STATE / "s3" / bucket
+        if not saved.is_dir() or next(_s3_keys(client, bucket), None) is not None:
+            continue
+        files = [f for f in saved.rglob("*") if f.is_file()]
+        for f in files:
+            client.upload_file(str(f), bucket, f.relative_to(saved).as_posix())
+        if files:
+            log(f"{'s3':14} restored {len(files)} objects of s3://{bucket} from {saved}")
+
+
+def s3_save() -> None:
+    """Save every object of the buckets into ``<state>/s3/<bucket>`` (replacing what was saved before)."""
+    if not running_pid("s3"):
+        return
+    client = s3_client()
+    for bucket in (ARCHIVE_BUCKET, EXPORT_BUCKET):
+        target, tmp = STATE / "s3" / bucket, STATE / "s3" / f".{bucket}.saving"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            keys = list(_s3_keys(client, bucket))
+            for key in keys:
+                dest = tmp / key
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, key, str(dest))
+        except Exception as exc:  # the server may be gone already: keep what was saved before
+            log(f"{'s3':14} could not save s3://{bucket} ({exc}); kept {target}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        log(f"{'s3':14} saved {len(keys)} objects of s3://{bucket} to {target}")
+
+
+#: The order in which ``down`` stops the services, one stage after the other (:func:`stop_stages` adds the
+#: Celery workers and Flower after the scheduler, Redis and the S3 API to the last stage). The scheduler
+#: first: it queues no new task while the workers finish theirs, which still report to the api-server and
+#: acknowledge their messages to Redis.
 STOP_STAGES = (["triggerer", "dag-processor", "scheduler"], ["api-server"], ["webhook", "slack", "simulator"])
+
+
+def _recorded_services() -> list[str]:
+    """Services with a pid file: a Celery stack's workers are stopped whatever ``PULSE_EXECUTOR`` says now."""
+    return sorted(p.stem for p in (STATE / "run").glob("*.pid")) if (STATE / "run").is_dir() else []
+
+
+def stop_stages() -> list[list[str]]:
+    """:data:`STOP_STAGES` with the services of this stack's executor and any other recorded as running."""
+    known = [svc.name for svc in services()]
+    recorded = _recorded_services()
+    workers = sorted(
+        {n for n in known + recorded if n.startswith("worker-")}, key=lambda n: int(n.split("-")[1] or 0)
+    )
+    celery = [*workers, *[n for n in ("flower",) if n in known or n in recorded]]
+    support = [n for n in ("redis", "s3") if n in known or n in recorded]
+    first, api, last = (list(stage) for stage in STOP_STAGES)
+    return [first, *([celery] if celery else []), api, [*support, *last]]
 
 
 @contextlib.contextmanager
@@ -913,7 +1324,10 @@ def down(runner_timeout: float = 90.0) -> None:
             log(f"{'make run':14} asked to stop (SIGTERM to pid {runner})")
         # In stages: running tasks report their end to the api-server, and may still be talking to the
         # simulator and the receivers, while the scheduler stops them.
-        for stage in STOP_STAGES:
+        stages = stop_stages()
+        for stage in stages:
+            if stage is stages[-1]:
+                s3_save()
             stop_services(stage)
         pg_down()
         strays = stack_processes(marked=True)
@@ -940,9 +1354,12 @@ def status() -> None:
     runner = runner_pid()
     if runner:
         print(f"{'make run':14} running pid {runner}")
-    for svc in services():
-        pid = running_pid(svc.name)
-        print(f"{svc.name:14} {'running pid ' + str(pid) if pid else 'stopped'}")
+    recorded = STATE / "run" / "executor"
+    print(f"{'executor':14} {recorded.read_text().strip() if recorded.exists() else EXECUTOR}")
+    names = [svc.name for svc in services()]
+    for name in names + [n for n in _recorded_services() if n not in names and n != RUNNER]:
+        pid = running_pid(name)
+        print(f"{name:14} {'running pid ' + str(pid) if pid else 'stopped'}")
     print(f"{'postgres':14} {'running' if _pg_ready() else 'stopped'} ({HOST}:{PG_PORT})")
 
 

@@ -40,9 +40,20 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_VARS = ("PULSE_PG_PORT", "PULSE_API_PORT", "PULSE_SIM_PORT", "PULSE_SLACK_PORT", "PULSE_WEBHOOK_PORT")
+PORT_VARS = (
+    "PULSE_PG_PORT",
+    "PULSE_API_PORT",
+    "PULSE_SIM_PORT",
+    "PULSE_SLACK_PORT",
+    "PULSE_WEBHOOK_PORT",
+    "PULSE_S3_PORT",
+    "PULSE_REDIS_PORT",
+    "PULSE_FLOWER_PORT",
+    # Worker i's log server port is this + i - 1 (the workers do not listen on it: dev/stack.py).
+    "PULSE_WORKER_LOG_PORT",
+)
 #: PULSE_* variables of the developer's machine the private stack still needs.
-INHERITED_PULSE_VARS = frozenset({"PULSE_PG_BIN"})
+INHERITED_PULSE_VARS = frozenset({"PULSE_PG_BIN", "PULSE_REDIS_BIN"})
 #: How long ``dev.stack up`` may take (60-90 s here, more on a loaded machine).
 STARTUP_TIMEOUT = 300.0
 #: How long :meth:`LiveStack.wait_for` waits by default.
@@ -252,11 +263,23 @@ def private_stack(
     extra_env: dict[str, str] | None = None,
     wait_dags: Iterable[str] = (),
     startup_timeout: float = STARTUP_TIMEOUT,
+    executor: str | None = None,
+    workers: int | None = None,
+    airflow_env: dict[str, str] | None = None,
 ) -> Iterator[LiveStack]:
     """The whole local stack (``dev.stack up``) in a private state folder on free ports, connected to its
-    REST API, with ``wait_dags`` registered; always stopped (``dev.stack down``) and deleted afterwards."""
+    REST API, with ``wait_dags`` registered; always stopped (``dev.stack down``) and deleted afterwards.
+
+    ``executor`` (``local`` or ``celery``), ``workers`` and ``airflow_env`` (extra ``AIRFLOW__*`` settings)
+    become ``PULSE_EXECUTOR``, ``PULSE_CELERY_WORKERS`` and ``PULSE_AIRFLOW_ENV``; ``extra_env`` goes last."""
     state, ports = new_state(prefix)
-    live = LiveStack(state=state, env=stack_env(state, ports, dags_folder, extra_env), ports=ports)
+    env = {
+        **({"PULSE_EXECUTOR": executor} if executor else {}),
+        **({"PULSE_CELERY_WORKERS": str(workers)} if workers is not None else {}),
+        **({"PULSE_AIRFLOW_ENV": json.dumps(airflow_env)} if airflow_env else {}),
+        **(extra_env or {}),
+    }
+    live = LiveStack(state=state, env=stack_env(state, ports, dags_folder, env), ports=ports)
     try:
         t0 = time.monotonic()
         try:

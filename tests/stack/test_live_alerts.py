@@ -40,6 +40,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from tests.stack.conftest import PORT_VARS as PRIVATE_STACK_PORT_VARS
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +52,8 @@ FAILURE_DAG = "alert_probe_failure"
 STARTUP_TIMEOUT = 300.0
 WAIT = 240.0
 DEDUP_MINUTES = "60"
-PORT_VARS = ("PULSE_PG_PORT", "PULSE_API_PORT", "PULSE_SIM_PORT", "PULSE_SLACK_PORT", "PULSE_WEBHOOK_PORT")
+#: Every service's port variable (the shared list: a private stack gets a free port for each, S3 included).
+PORT_VARS = PRIVATE_STACK_PORT_VARS
 #: PULSE_* variables of the developer's machine the private stack still needs.
 INHERITED_PULSE_VARS = frozenset({"PULSE_PG_BIN"})
 

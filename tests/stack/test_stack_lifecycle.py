@@ -70,7 +70,7 @@ with DAG(
 
     nap()
 '''
-SERVICES = ("simulator", "slack", "webhook", "api-server", "scheduler", "dag-processor", "triggerer")
+SERVICES = ("simulator", "slack", "webhook", "s3", "api-server", "scheduler", "dag-processor", "triggerer")
 #: How long make run may take to start the stack and finish the probe cycle, and to stop.
 UP_TIMEOUT = 360.0
 STOP_TIMEOUT = 180.0
