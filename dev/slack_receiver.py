@@ -110,9 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--record", type=Path, default=None)
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback address (a container on its network)",
+    )
     args = parser.parse_args(argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        parser.error("the receiver listens on loopback only")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+        parser.error("the receiver listens on loopback only; pass --allow-remote")
     rec = SlackReceiver(args.host, args.port, args.record)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=rec.stop).start())
     print(f"slack receiver listening on {rec.url}", flush=True)

@@ -300,9 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tolerance", type=int, default=300, help="accepted clock skew of X-Pulse-Timestamp, s"
     )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback address (a container on its network)",
+    )
     args = parser.parse_args(argv)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        parser.error("the receiver listens on loopback only")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+        parser.error("the receiver listens on loopback only; pass --allow-remote")
     secret = os.environ.get(args.secret_env)
     if not secret:
         parser.error(f"environment variable {args.secret_env} is not set or empty")
