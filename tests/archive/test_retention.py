@@ -305,3 +305,119 @@ def test_history_a_source_delivers_again_is_quarantined_not_reloaded(
         "SELECT count(*) FROM quality.quarantine WHERE reason_code = 'archived_period' AND resolved_at IS NULL"
     ).fetchone()[0]
     assert quarantined == archived
+
+
+# ------------------------------------------------------------------------------------------------ raw days
+
+RAW_DAY = "2026-11-08"
+PAGES = "SELECT to_jsonb(t)::text FROM raw.api_responses t ORDER BY id"
+
+
+def _raw_partitions(db: Any) -> list[str]:
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'raw.api_responses'::regclass ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def _held(db: Any) -> set[int]:
+    return {r[0] for r in db.execute("SELECT id FROM raw.api_responses_held").fetchall()}
+
+
+def _open_refs(db: Any) -> set[int]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT raw_response_id FROM quality.quarantine WHERE resolved_at IS NULL"
+        ).fetchall()
+    }
+
+
+def test_a_raw_day_is_dropped_and_its_quarantined_pages_stay_for_replay(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    db: Any,
+    dagbag: Any,
+    airflow_db: None,
+    slack: Any,
+    sim: Any,
+) -> None:
+    """Raw pages live in daily partitions: retention archives an old day and drops its partition; the pages open
+    quarantine rows point at move to raw.api_responses_held first, so a replay after the drop still works; once
+    resolved they leave as a second part of the day, and a restore brings the whole day back."""
+    from tests.conftest import WINDOW
+
+    monkeypatch.setenv("PULSE_ARCHIVE_URL", f"file://{tmp_path}/archive")
+    monkeypatch.delenv("PULSE_ARCHIVE_CONN_ID", raising=False)
+    truncate_warehouse(db)
+    sim.configure({"reddit": {"bad_items_ratio": 0.3}})
+    conf = {"window_start": WINDOW[0], "window_end": WINDOW[1]}
+    assert dag_test(dagbag.dags["ingest_reddit"], run_conf=conf).state == "success"
+    # The extract stored its pages in today's partition (the database's day), none in the held partition.
+    today = db.execute("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM_DD')").fetchone()[0]
+    where = {r[0] for r in db.execute("SELECT tableoid::regclass::text FROM raw.api_responses").fetchall()}
+    assert where == {f"raw.api_responses_p{today}"}
+    assert db.execute("SELECT count(*) FROM ops.default_partition_rows() WHERE rows > 0").fetchone() == (0,)
+    # Make the pages old: they move into the partition of an old day.
+    db.execute("SELECT ops.ensure_day_partitions('raw.api_responses', %s, %s)", (RAW_DAY, RAW_DAY))
+    db.execute(
+        "UPDATE raw.api_responses SET fetched_at = %s::timestamptz + id * interval '1 second'",
+        (f"{RAW_DAY} 10:00+00",),
+    )
+    pages = db.execute(PAGES).fetchall()
+    referenced = _open_refs(db)
+    too_large = {
+        r[0]
+        for r in db.execute(
+            "SELECT item_key FROM quality.quarantine WHERE reason_code = 'text_too_large'"
+        ).fetchall()
+    }
+    assert referenced and too_large and len(referenced) < len(pages)
+
+    assert _retention(dagbag).state == "success"
+    assert f"api_responses_p{RAW_DAY.replace('-', '_')}" not in _raw_partitions(
+        db
+    )  # dropped, not deleted from
+    assert _held(db) == referenced  # the pages open quarantine rows point at, nothing else
+    archived = db.execute(
+        "SELECT status, rows FROM ops.archives WHERE relation = 'raw.api_responses' ORDER BY id"
+    ).fetchall()
+    assert archived == [("dropped", len(pages) - len(referenced))]
+    assert db.execute("SELECT count(*) FROM ops.default_partition_rows() WHERE rows > 0").fetchone() == (0,)
+
+    # Replay after the fix still finds its pages.
+    monkeypatch.setattr("pulse.sources.base.MAX_TEXT_BYTES", 10_000_000)
+    replay = {"source": "reddit", "reason_codes": ["text_too_large"]}
+    assert dag_test(dagbag.dags["replay_quarantine"], run_conf=replay).state == "success"
+    replayed = {
+        r[0]
+        for r in db.execute(
+            "SELECT item_key FROM quality.quarantine WHERE resolution = 'replayed'"
+        ).fetchall()
+    }
+    assert replayed == too_large
+    loaded = {r[0] for r in db.execute("SELECT external_id FROM core.documents").fetchall()}
+    assert too_large <= loaded
+
+    # Pages no open quarantine row needs any more leave as a second part of the day (one page stays held).
+    kept = min(_open_refs(db))
+    db.execute(
+        "UPDATE quality.quarantine SET resolved_at = now() WHERE resolved_at IS NULL AND raw_response_id <> %s",
+        (kept,),
+    )
+    assert _retention(dagbag).state == "success"
+    assert _held(db) == {kept}
+    parts = db.execute(
+        "SELECT rows, location FROM ops.archives WHERE relation = 'raw.api_responses' ORDER BY id"
+    ).fetchall()
+    assert len(parts) == 2 and parts[1][0] == len(referenced) - 1
+    assert parts[1][1].endswith(f"api_responses_{RAW_DAY.replace('-', '_')}.part2.parquet")
+
+    # Restore: the day's partition comes back with every page, the held ones moved into it.
+    assert _restore(dagbag, "raw.api_responses", RAW_DAY).state == "success"
+    assert f"api_responses_p{RAW_DAY.replace('-', '_')}" in _raw_partitions(db)
+    assert _held(db) == set()
+    assert db.execute(PAGES).fetchall() == pages

@@ -5,10 +5,14 @@ column and how it leaves PostgreSQL:
 
 * partitioned tables (``core.documents``, ``core.market_bars``, ``enriched.*``): each monthly partition whose
   month ended more than ``hot_days`` ago is one unit; after verification the partition is dropped;
-* time-sliced tables (``raw.api_responses`` by day of ``fetched_at``; the small unpartitioned fact tables by
-  month): each old period is one unit; after verification its rows are deleted. Raw pages that an open
-  quarantine row still points at stay hot and out of the archive (``replay_quarantine`` needs them); once
-  their quarantine row is resolved, a later run archives them as another part of the same day.
+* ``raw.api_responses``, partitioned by UTC day of ``fetched_at`` (migration 0013): each daily partition
+  whose day ended more than ``hot_days`` ago is one unit. Pages an open quarantine row still points at stay
+  out of the archive (``replay_quarantine`` needs them): after verification the partition is detached, those
+  pages move into the default partition ``raw.api_responses_held``, the counts are checked (archived + held ==
+  the partition's rows) and the partition is dropped. Once their quarantine row is resolved, a later run
+  archives the held pages of that day as another part of the same day and deletes them;
+* time-sliced tables (the small unpartitioned fact tables by month): each old period is one unit; after
+  verification its rows are deleted.
 
 Every archive of a period is its own object (``<name>.parquet``, then ``<name>.part2.parquet`` ...): an
 object that is the only copy of removed rows is never overwritten.
@@ -21,12 +25,14 @@ One unit, :func:`archive_unit`:
 3. :func:`pulse.archive.parquet.verify_archive` reads the object back from storage: size, SHA-256, full
    decode, row count, and the rows compared with the database both ways. A failure marks the row ``failed``
    with the problems and stops: nothing is dropped;
-4. in the lock connection's transaction: drop the partition (or delete the period's rows, checking the
-   count), and mark the manifest row ``dropped``; both commit together.
+4. in the lock connection's transaction: drop the partition (a raw day: detach, move held pages, check the
+   counts, drop; or delete the period's rows, checking the count), and mark the manifest row ``dropped``;
+   both commit together.
 
 Restore (:func:`restore_period`) loads the latest dropped archive of a period back (checksum and row count
-checked first), marks it ``restored`` and keeps it hot for ``keep_days``; archiving it again later writes an
-identical object (same rows, same SHA-256).
+checked first; a raw day gets its partition back first, with its held pages moved into it), marks it
+``restored`` and keeps it hot for ``keep_days``; archiving it again later writes an identical object (same
+rows, same SHA-256).
 
 Storage: ``PULSE_ARCHIVE_URL`` (``file:///abs/dir`` or ``s3://bucket/prefix``) and, for S3,
 ``PULSE_ARCHIVE_CONN_ID`` (an ``aws`` connection).
@@ -170,6 +176,8 @@ def plan(
                             end.isoformat(),
                         )
                     )
+        elif p.unit == "day" and _day_partitioned(conn, p.table):
+            units += _day_units(conn, p, cutoff, held)
         else:
             trunc = "day" if p.unit == "day" else "month"
             limit = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -196,6 +204,69 @@ def plan(
                         )
                     )
     return units
+
+
+def _day_partitioned(conn: Any, table: str) -> bool:
+    from pulse.warehouse.partitions import DAILY
+
+    return table in DAILY and conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
+
+
+def _default_partition(conn: Any, table: str) -> str | None:
+    row = conn.execute(
+        """
+        SELECT i.inhrelid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = %s::regclass AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
+        """,
+        (table,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _day_units(conn: Any, p: Policy, cutoff: datetime, held: set[datetime]) -> list[Unit]:
+    """Units of a table partitioned by day: every daily partition older than the cutoff (dropped whole), and
+    the days of the default (held) partition's rows no open quarantine row points at any more (deleted)."""
+    schema, name = p.table.split(".")
+    limit = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+    found: list[tuple[datetime, str]] = []
+    for (part,) in conn.execute(
+        r"""
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = %s::regclass AND c.relname ~ ('^' || %s || '_p\d{4}_\d{2}_\d{2}$')
+        """,
+        (p.table, name),
+    ).fetchall():
+        y, m, d = part.rsplit("_p", 1)[1].split("_")
+        found.append((datetime(int(y), int(m), int(d), tzinfo=UTC), f"{schema}.{part}"))
+    default = _default_partition(conn, p.table)
+    if default is not None:
+        keep = f" AND NOT {REFERENCED}" if p.keep_referenced_raw else ""
+        for (start,) in conn.execute(
+            f"SELECT DISTINCT date_trunc('day', {p.column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            f" FROM {default} t WHERE {p.column} < %s{keep}",
+            (limit,),
+        ).fetchall():
+            found.append((start, default))
+    return [
+        Unit(
+            p.table,
+            relation,
+            p.column,
+            "day",
+            start.isoformat(),
+            (start + timedelta(days=1)).isoformat(),
+            p.keep_referenced_raw,
+        )
+        for start, relation in sorted(found)
+        if start + timedelta(days=1) <= limit and start not in held
+    ]
+
+
+def _is_day_partition(unit: Unit) -> bool:
+    """A daily partition (dropped whole), not the table nor its default partition (rows deleted)."""
+    import re
+
+    return unit.kind == "day" and re.search(r"_p\d{4}_\d{2}_\d{2}$", unit.relation) is not None
 
 
 def object_path(root: ObjectStoragePath, unit: Unit, part: int = 1) -> ObjectStoragePath:
@@ -262,7 +333,8 @@ def archive_unit(unit: Unit, dag_run_id: str, *, root: ObjectStoragePath | None 
             """,
             (
                 unit.table,
-                unit.relation,
+                # A period of rows (a day of raw, wherever its rows sit) is restored into the table itself.
+                unit.relation if unit.kind == "partition" else unit.table,
                 unit.start,
                 unit.end,
                 archive.path,
@@ -309,7 +381,13 @@ def _remove(lock: Any, unit: Unit, where: str | None, params: tuple[Any, ...], a
     """Drop the partition or delete the period's rows, in the lock's transaction; return rows removed."""
     if unit.kind == "partition":
         lock.execute(f"DROP TABLE {unit.relation}")
+        # A DROP fires no trigger: the analytics rollups forget the period in the same transaction.
+        from pulse.warehouse.rollups import mark_period
+
+        mark_period(lock, unit.table, datetime.fromisoformat(unit.start), datetime.fromisoformat(unit.end))
         return archived
+    if _is_day_partition(unit):
+        return _drop_day(lock, unit, archived)
     deleted = lock.execute(f"DELETE FROM {unit.relation} WHERE {where}", params).rowcount
     if deleted != archived:
         lock.rollback()
@@ -317,6 +395,35 @@ def _remove(lock: Any, unit: Unit, where: str | None, params: tuple[Any, ...], a
             f"{unit.label}: {deleted} rows to delete != {archived} archived; nothing was removed"
         )
     return int(deleted)
+
+
+def _drop_day(lock: Any, unit: Unit, archived: int) -> int:
+    """Detach a verified daily partition, move the pages open quarantine rows point at into the default
+    (held) partition, check archived + held == its rows, and drop it (all in the lock's transaction)."""
+    cols = ", ".join(
+        r[0]
+        for r in lock.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
+            " ORDER BY attnum",
+            (unit.table,),
+        ).fetchall()
+    )
+    lock.execute(f"ALTER TABLE {unit.table} DETACH PARTITION {unit.relation}")
+    total = lock.execute(f"SELECT count(*) FROM {unit.relation}").fetchone()[0]
+    kept = 0
+    if unit.keep_referenced_raw:
+        kept = lock.execute(
+            f"INSERT INTO {unit.table} ({cols}) OVERRIDING SYSTEM VALUE"
+            f" SELECT {cols} FROM {unit.relation} t WHERE {REFERENCED}"
+        ).rowcount
+    if total != archived + kept:
+        lock.rollback()
+        raise RetentionError(
+            f"{unit.label}: {total} rows != {archived} archived + {kept} held for open quarantine rows"
+            " (a quarantine row changed meanwhile?); nothing was removed"
+        )
+    lock.execute(f"DROP TABLE {unit.relation}")
+    return int(archived)
 
 
 @dataclass(frozen=True)
@@ -376,6 +483,8 @@ def restore_period(
                 raise RetentionError(f"{relation} already holds {present} rows; restore needs it empty")
             loaded = restore_archive(conn, ObjectStoragePath(rows[0][2]), table, expected=expected(rows[0]))
         else:  # rows of the period may still be there (raw pages kept for open quarantine rows)
+            if _day_partitioned(conn, table):  # the day's partition again, with its held pages moved in
+                conn.execute("SELECT ops.ensure_day_partitions(%s::regclass, %s, %s)", (table, start, start))
             conn.execute(f"CREATE TEMP TABLE restore_stage (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
             for r in parts:
                 restore_archive(conn, ObjectStoragePath(r[2]), "restore_stage", expected=expected(r))

@@ -11,6 +11,18 @@ loader transaction that started before an enrich run but committed after it woul
 enriched_at``). A rewrite that leaves the text the same (a score or a metric changed) only has its new digest
 recorded: features store :func:`pulse.enrich.pipeline.text_sha256` of the text they describe, and
 fingerprints are compared with freshly computed ones.
+
+**Finding the work without scanning core.documents.** The pending sets are queues (migration 0013):
+``enriched.pending_features`` and ``enriched.pending_fingerprints``, filled by triggers on ``core.documents``
+(inserted rows, rows whose ``content_sha256`` changed, in the writer's transaction) and on
+``enriched.document_features`` (features written by another enrichment version). A new enrichment version queues
+its backlog once (:func:`queue_version`, recorded in ``enriched.pending_versions``; going back to a version
+already recorded does not queue again: name a new one). A batch reads the oldest queue rows by primary key and
+joins them to ``core.documents`` and the features/fingerprints on the primary keys, so its cost follows the
+queue, not the warehouse. Queue rows whose document is gone or already current are deleted on the way; the
+others are deleted in the transaction that writes their features or fingerprints, only for the digest they were
+queued for (a row the loader queued again meanwhile stays). The digest comparison stays the source of truth: a
+queued document is looked at, never trusted blindly.
 """
 
 from __future__ import annotations
@@ -28,20 +40,92 @@ if TYPE_CHECKING:
 
 Key = tuple[str, str, datetime]
 
-#: Documents whose features for ``version`` are missing or were computed from another content digest (the
-#: loader rewrote the row since). A hash anti-join on the primary key plus the digest, like the plain
-#: "never enriched" query it replaces; never-enriched documents come first, then edited ones, oldest first.
+#: The oldest queued documents (primary key order) with their row and current features for ``version``; a
+#: document whose features match its digest is settled (nothing to do), one that is gone too. LATERAL probes:
+#: one primary-key lookup per queued row in the one partition its created_at names (run-time pruning), whatever
+#: the planner's guess of a join's cost (a hash join would read every partition; LIMIT 1 keeps the subqueries
+#: from being flattened into one).
 _PENDING = """
-SELECT d.source, d.external_id, d.created_at, d.kind, d.title, d.body, d.url, d.content_sha256,
-       f.text_sha256, f.source IS NOT NULL
+SELECT p.source, p.external_id, p.created_at, p.content_sha256, d.source IS NOT NULL,
+       d.kind, d.title, d.body, d.url, d.content_sha256, f.text_sha256, f.source IS NOT NULL,
+       f.content_sha256 IS NOT DISTINCT FROM d.content_sha256
+  FROM (SELECT source, external_id, created_at, content_sha256 FROM enriched.pending_features
+         ORDER BY created_at, source, external_id LIMIT %(limit)s) p
+  LEFT JOIN LATERAL (
+       SELECT source, kind, title, body, url, content_sha256 FROM core.documents
+        WHERE source = p.source AND external_id = p.external_id AND created_at = p.created_at LIMIT 1) d ON true
+  LEFT JOIN LATERAL (
+       SELECT source, text_sha256, content_sha256 FROM enriched.document_features
+        WHERE source = p.source AND external_id = p.external_id AND created_at = p.created_at
+          AND enrichment_version = %(version)s LIMIT 1) f ON true
+"""
+
+#: Every document whose features for a version are missing or were computed from another digest: the backlog a
+#: new enrichment version queues once (a full scan, then never again for that version).
+_QUEUE_VERSION = """
+INSERT INTO enriched.pending_features (created_at, source, external_id, content_sha256)
+SELECT d.created_at, d.source, d.external_id, d.content_sha256
   FROM core.documents d
   LEFT JOIN enriched.document_features f
     ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
    AND f.enrichment_version = %(version)s
  WHERE f.content_sha256 IS DISTINCT FROM d.content_sha256
- ORDER BY f.source IS NOT NULL, d.created_at, d.source, d.external_id
- LIMIT %(limit)s
+ON CONFLICT (created_at, source, external_id) DO NOTHING
 """
+
+#: Delete queue rows ``(source, external_id, created_at, digest)`` still queued for that digest.
+_DEQUEUE = """
+DELETE FROM {queue} p
+ USING unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[]) AS k(s, e, c, h)
+ WHERE p.created_at = k.c AND p.source = k.s AND p.external_id = k.e AND p.content_sha256 IS NOT DISTINCT FROM k.h
+"""
+
+PENDING_FEATURES = "enriched.pending_features"
+PENDING_FINGERPRINTS = "enriched.pending_fingerprints"
+
+
+def dequeue(cur: Any, queue: str, rows: Sequence[tuple[Key, str | None]]) -> int:
+    """Delete the queue rows of ``(key, digest)`` pairs that are still queued for that digest; return how many."""
+    if not rows:
+        return 0
+    assert queue in (PENDING_FEATURES, PENDING_FINGERPRINTS)
+    cur.execute(
+        _DEQUEUE.format(queue=queue),
+        ([k[0] for k, _ in rows], [k[1] for k, _ in rows], [k[2] for k, _ in rows], [h for _, h in rows]),
+    )
+    return max(cur.rowcount, 0)
+
+
+def _end_read(conn: psycopg.Connection[Any]) -> None:
+    """End the transaction a read opened on a non-autocommit connection (the operators' ``connect()``), so
+    every batch writes in a transaction of its own and no queue row stays locked while a batch is computed."""
+    from psycopg.pq import TransactionStatus
+
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
+        conn.commit()
+
+
+def queue_version(conn: psycopg.Connection[Any], version: str) -> int | None:
+    """Queue the backlog of enrichment ``version`` the first time it is used (under an advisory lock, recorded in
+    ``enriched.pending_versions``); return how many documents were queued, None when it was queued before."""
+    with conn.transaction():
+        if conn.execute(
+            "SELECT 1 FROM enriched.pending_versions WHERE enrichment_version = %s", (version,)
+        ).fetchone():
+            return None
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('pulse.pending_versions'), hashtext(%s))", (version,)
+        )
+        if conn.execute(
+            "SELECT 1 FROM enriched.pending_versions WHERE enrichment_version = %s", (version,)
+        ).fetchone():
+            return None
+        queued = conn.execute(_QUEUE_VERSION, {"version": version}).rowcount
+        conn.execute(
+            "INSERT INTO enriched.pending_versions (enrichment_version, queued) VALUES (%s, %s)",
+            (version, max(queued, 0)),
+        )
+    return max(queued, 0)
 
 
 @dataclass
@@ -61,14 +145,29 @@ class PendingBatch:
 
 
 def pending_batch(conn: psycopg.Connection[Any], version: str, limit: int) -> PendingBatch:
-    """Up to ``limit`` documents whose features for ``version`` are missing or out of date (see
-    :data:`_PENDING`), split into those to enrich and those whose text did not change."""
+    """Up to ``limit`` queued documents whose features for ``version`` are missing or out of date (see
+    :data:`_PENDING`), split into those to enrich and those whose text did not change; never-enriched ones
+    first, then edited ones, oldest first. Settled queue rows met on the way are deleted."""
     from pulse.enrich.pipeline import EnrichInput, text_sha256
 
+    queue_version(conn, version)
     batch = PendingBatch()
-    for s, e, c, kind, title, body, url, content, stored_text, had in conn.execute(
-        _PENDING, {"version": version, "limit": limit}
-    ):
+    while True:
+        rows = conn.execute(_PENDING, {"version": version, "limit": limit}).fetchall()
+        _end_read(conn)
+        settled: list[tuple[Key, str | None]] = []
+        work = []
+        for s, e, c, queued, exists, kind, title, body, url, content, stored_text, had, current in rows:
+            if not exists or current:
+                settled.append(((s, e, c), queued))
+            else:
+                work.append((had, c, s, e, kind, title, body, url, content, stored_text))
+        if settled:
+            with conn.transaction(), conn.cursor() as cur:
+                dequeue(cur, PENDING_FEATURES, settled)
+        if work or len(rows) < limit:
+            break
+    for had, c, s, e, kind, title, body, url, content, stored_text in sorted(work, key=lambda w: w[:4]):
         doc = EnrichInput(
             key=(s, e, c), source=s, kind=kind, title=title, body=body, url=url, content_sha256=content
         )
@@ -97,6 +196,7 @@ def confirm_features(
               FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]) AS k(s, e, c, t, h)
              WHERE f.source = k.s AND f.external_id = k.e AND f.created_at = k.c
                AND f.enrichment_version = %s AND f.text_sha256 = k.t
+            RETURNING f.source, f.external_id, f.created_at, f.content_sha256
             """,
             (
                 [k[0] for k, _, _ in rows],
@@ -107,7 +207,9 @@ def confirm_features(
                 version,
             ),
         )
-        return max(cur.rowcount, 0)
+        confirmed = [((r[0], r[1], r[2]), r[3]) for r in cur.fetchall()]
+        dequeue(cur, PENDING_FEATURES, confirmed)
+        return len(confirmed)
 
 
 def _ensure_partitions(conn: psycopg.Connection[Any], keys: Iterable[Key]) -> None:
@@ -224,23 +326,29 @@ def write_enrichment(
             """,
             [(*e.key, version, e.enricher, _clean(e.error)[:2000]) for e in result.errors],  # type: ignore[index]
         )
+        # Documents that got features leave the queue (for the digest they were read with), in this transaction
+        # and after the upsert (a version change of their features queued them again: enriched.queue_other_version).
+        written = {f.key for f in result.features}
+        dequeue(cur, PENDING_FEATURES, [(k, digests[k][0]) for k in keys if k in written])
 
 
 # ------------------------------------------------------------------------------------------------
 # duplicates
 # ------------------------------------------------------------------------------------------------
 
-#: Documents never compared for duplicates, or fingerprinted from another content digest (the loader rewrote
-#: the row since); never-fingerprinted ones first.
+#: The oldest documents queued for duplicate detection, with their row and fingerprint (see :data:`_PENDING`).
 _UNFINGERPRINTED = """
-SELECT d.source, d.external_id, d.created_at, d.title, d.body, d.url, d.kind, d.content_sha256,
-       f.source IS NOT NULL
-  FROM core.documents d
-  LEFT JOIN enriched.document_fingerprints f
-    ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
- WHERE f.content_sha256 IS DISTINCT FROM d.content_sha256
- ORDER BY f.source IS NOT NULL, d.created_at, d.source, d.external_id
- LIMIT %s
+SELECT p.source, p.external_id, p.created_at, p.content_sha256, d.source IS NOT NULL,
+       d.title, d.body, d.url, d.kind, d.content_sha256, f.source IS NOT NULL,
+       f.content_sha256 IS NOT DISTINCT FROM d.content_sha256
+  FROM (SELECT source, external_id, created_at, content_sha256 FROM enriched.pending_fingerprints
+         ORDER BY created_at, source, external_id LIMIT %s) p
+  LEFT JOIN LATERAL (
+       SELECT source, title, body, url, kind, content_sha256 FROM core.documents
+        WHERE source = p.source AND external_id = p.external_id AND created_at = p.created_at LIMIT 1) d ON true
+  LEFT JOIN LATERAL (
+       SELECT source, content_sha256 FROM enriched.document_fingerprints
+        WHERE source = p.source AND external_id = p.external_id AND created_at = p.created_at LIMIT 1) f ON true
 """
 
 
@@ -268,14 +376,29 @@ def unfingerprinted(conn: psycopg.Connection[Any], limit: int) -> list[DedupDoc]
     nothing else: duplicate detection normalises URLs away)."""
     from pulse.enrich.dedup import _URL_RE
 
+    while True:
+        rows = conn.execute(_UNFINGERPRINTED, (limit,)).fetchall()
+        _end_read(conn)
+        settled: list[tuple[Key, str | None]] = []
+        work = []
+        for s, e, c, queued, exists, title, body, url, kind, content, known, current in rows:
+            if not exists or current:
+                settled.append(((s, e, c), queued))
+            else:
+                work.append((bool(known), c, s, e, title, body, url, kind, content))
+        if settled:
+            with conn.transaction(), conn.cursor() as cur:
+                dequeue(cur, PENDING_FINGERPRINTS, settled)
+        if work or len(rows) < limit:
+            break
     out = []
-    for source, external_id, created_at, title, body, url, kind, content, known in conn.execute(
-        _UNFINGERPRINTED, (limit,)
+    for known, created_at, source, external_id, title, body, url, kind, content in sorted(
+        work, key=lambda w: w[:4]
     ):
         text = "\n".join(t for t in (title, body) if t)
         if kind not in LINK_SHARING_KINDS:
             text = _URL_RE.sub(" ", text)
-        out.append(DedupDoc((source, external_id, created_at), text, url, content, bool(known)))
+        out.append(DedupDoc((source, external_id, created_at), text, url, content, known))
     return out
 
 
@@ -324,6 +447,8 @@ def write_duplicates(
     stats = dict.fromkeys(DEDUP_STATS, 0)
 
     with conn.transaction(), conn.cursor() as cur:
+        # Every document of the batch is fingerprinted (or confirmed) here: it leaves the queue for its digest.
+        dequeue(cur, PENDING_FINGERPRINTS, [(d.key, d.content_sha256) for d in items if d.content_sha256])
         same = _refresh_fingerprinted(cur, dedup, items, all_text_keys, all_url_keys, all_sigs, stats)
         active = [i for i in range(len(items)) if i not in same]
         docs_a = [items[i] for i in active]

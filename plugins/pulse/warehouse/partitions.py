@@ -1,7 +1,10 @@
-"""Monthly partitions: keep them ahead of time, and watch the default partitions.
+"""Monthly and daily partitions: keep them ahead of time, and watch the default partitions.
 
 The SQL lives in the warehouse (``ops.ensure_month_partitions``, ``ops.default_partition_rows``, migration
-0004); this module is what the ``warehouse_maintenance`` DAG calls.
+0004; ``ops.ensure_day_partitions``, migration 0013); this module is what the ``warehouse_maintenance`` DAG
+calls. ``raw.api_responses`` is partitioned by UTC day of ``fetched_at``; its default partition
+``raw.api_responses_held`` keeps the pages open quarantine rows point at after retention dropped their day, so
+``ops.default_partition_rows`` leaves it out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ PARTITIONED = {
     "enriched.places": "created_at",
 }
 MONTHS_AHEAD = 3
+#: Tables partitioned by UTC day, and their partition column.
+DAILY = {"raw.api_responses": "fetched_at"}
+DAYS_AHEAD = 7
 
 
 @dataclass(frozen=True)
@@ -36,15 +42,25 @@ class DefaultRows:
 
 
 def ensure_ahead(
-    conn: psycopg.Connection[Any], now: datetime, months_ahead: int = MONTHS_AHEAD
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    months_ahead: int = MONTHS_AHEAD,
+    days_ahead: int = DAYS_AHEAD,
 ) -> dict[str, int]:
-    """Create the partitions of every partitioned table from this month to ``months_ahead`` months ahead."""
+    """Create the partitions of every partitioned table from this month to ``months_ahead`` months ahead (daily
+    tables: from today to ``days_ahead`` days ahead)."""
     created = {}
     with conn.transaction():
         for table in PARTITIONED:
             row = conn.execute(
                 "SELECT ops.ensure_month_partitions(%s::regclass, %s, %s + make_interval(months => %s))",
                 (table, now, now, months_ahead),
+            ).fetchone()
+            created[table] = int(row[0]) if row else 0
+        for table in DAILY:
+            row = conn.execute(
+                "SELECT ops.ensure_day_partitions(%s::regclass, %s, %s + make_interval(days => %s))",
+                (table, now, now, days_ahead),
             ).fetchone()
             created[table] = int(row[0]) if row else 0
     return created

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pulse.sources.base import Page, StoredPage
@@ -38,17 +39,31 @@ def _clean_text(text: str) -> str:
     return text.replace("\x00", "\\u0000")
 
 
+#: Partitioned by UTC day of ``fetched_at`` (migration 0013); :meth:`RawStore.store` creates today's and
+#: tomorrow's partition on demand, the ``warehouse_maintenance`` DAG keeps days ahead.
+ENSURE_DAYS = (
+    "SELECT ops.ensure_day_partitions('raw.api_responses', now(), now() + interval '1 day'),"
+    " (now() AT TIME ZONE 'UTC')::date"
+)
+
+
 class RawStore:
     """Reads and writes ``raw.api_responses`` on one connection; every write commits on its own."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+        #: The UTC day (database clock) whose partition and the next day's were ensured; None: not yet.
+        self._ensured_day: date | None = None
 
     def store(self, source: str, page: Page, run: RunContext) -> int:
         """Insert one page and commit, so a later failure never loses it. Return its id."""
         headers = {k: v for k, v in page.headers.items() if k.lower() not in _SECRET_HEADERS}
         params = {k: v for k, v in page.params.items() if k.lower() not in _SECRET_PARAMS}
         with self.conn.transaction():
+            if self._ensured_day is None:
+                # Once per store and UTC day: cheap when the partitions exist (the maintenance DAG makes them
+                # ahead); a page never lands in raw.api_responses_held for want of its day.
+                self._ensured_day = self.conn.execute(ENSURE_DAYS).fetchone()[1]  # type: ignore[index]
             row = self.conn.execute(
                 """
                 INSERT INTO raw.api_responses
@@ -56,7 +71,7 @@ class RawStore:
                      headers, body, body_sha256, is_valid, error, item_count, next_cursor, dag_id, dag_run_id,
                      task_try)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                RETURNING id
+                RETURNING id, (fetched_at AT TIME ZONE 'UTC')::date
                 """,
                 (
                     source,
@@ -80,6 +95,8 @@ class RawStore:
                 ),
             ).fetchone()
         assert row is not None
+        if row[1] != self._ensured_day:
+            self._ensured_day = None  # a new day: the next store ensures the day after it
         return int(row[0])
 
     def last_valid_page(self, source: str, dag_run_id: str, stream: str) -> LastPage | None:
