@@ -19,6 +19,7 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
     from pulse.quality.publish import advance, audit, hours, plan, release
     from pulse.sources.base import SOURCES
     from pulse.warehouse.db import connect
+    from pulse.warehouse.rollups import refresh as refresh_rollups
     from pulse.windows import utcnow
 
     now = utcnow()
@@ -45,6 +46,8 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
             advance(conn, source, run_id)
         results += [r for a in audits for r in a.results]
         record(conn, results, run_id)
+        # Publication changed which rows analysts see: fold the hours it touched into the views' rollups.
+        rollups_refreshed = refresh_rollups(conn)
         horizons = dict(
             conn.execute(
                 "SELECT source, published_until FROM quality.publish_state WHERE source = ANY(%s)", (sources,)
@@ -61,6 +64,7 @@ def run_quality(params: Mapping[str, Any], context: Mapping[str, Any]) -> dict[s
         "windows_audited": len(audits),
         "windows_held": [f"{a.source} {a.start:%Y-%m-%d %H:%M}-{a.end:%H:%M}" for a in held],
         "released": released,
+        "rollup_keys_refreshed": rollups_refreshed,
         "published_until": {s: t.isoformat() for s, t in horizons.items()},
         "critical": sorted({r.name for r in failed if r.severity == "critical"}),
     }
