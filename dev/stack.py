@@ -1123,13 +1123,15 @@ def up() -> dict[str, str]:
     start_service(api, env)
     wait_http(f"http://{HOST}:{API_PORT}/api/v2/monitor/health", 180, "the Airflow api-server")
     starts = {svc.name: _log_size(svc.name) for svc in others}
+    # Only a worker started now logs "ready."; one that was already running (a second `up`) is left alone.
+    started = [svc.name for svc in others if not running_pid(svc.name)]
     for svc in others:
         start_service(svc, env)
     if EXECUTOR == "celery":
         wait_http(f"http://{HOST}:{FLOWER_PORT}/healthcheck", 120, "Flower")
-        for svc in others:
-            if svc.name.startswith("worker-"):
-                wait_worker(svc.name, starts[svc.name], 180)
+        for name in started:
+            if name.startswith("worker-"):
+                wait_worker(name, starts[name], 180)
     return env
 
 
