@@ -214,6 +214,12 @@ def live() -> Iterator[LiveStack]:
             pytest.fail(f"dev.stack up did not finish within {STARTUP_TIMEOUT:.0f}s\n{live.diagnostics()}")
         if res.returncode != 0:
             pytest.fail(f"dev.stack up failed (exit {res.returncode})\n{live.diagnostics()}")
+        # A deployed warehouse is migrated before alerts fire: the deadline probe's 5 s deadline would otherwise
+        # fire while its first task, warehouse_ready, still migrates the empty database, and the triggerer
+        # could not record the event in ops.alert_events yet. `pg-up` is `make migrate`.
+        res = live.stack("pg-up", STARTUP_TIMEOUT)
+        if res.returncode != 0:
+            pytest.fail(f"dev.stack pg-up failed (exit {res.returncode})\n{live.diagnostics()}")
         from dev.run_cycle import Api
 
         secrets = json.loads((state / "secrets.json").read_text())
