@@ -38,8 +38,11 @@ run: install $(if $(filter celery,$(EXECUTOR)),redis-server,) ## bring the stack
 redis-server:
 	@test -x $${PULSE_REDIS_BIN:-/usr/bin/redis-server} || (apt-get update -q && apt-get install -y -q --no-install-recommends redis-server)
 
-test: install redis-server ## run the whole test suite in one pytest process
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two processes (pytest-xdist): one runs the live-stack modules (tests/stack), the other everything else
+# beside it (tests/lanes.py). TEST_PROCS=0 runs the suite in this one process instead.
+TEST_PROCS ?= 2
+test: install redis-server ## run the whole test suite (two processes: the live stacks beside the rest)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCS)),,-n $(TEST_PROCS) --dist loadgroup --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The fast lane: every test that needs none of the services the suite starts (PostgreSQL, Airflow's metadata DB,
 # the simulator, moto, a live stack). tests/lanes.py marks the others `slow` from the fixtures they use, so a new

@@ -6,6 +6,12 @@ The mark is derived, never written by hand: a test is slow when it (or a fixture
 one of :data:`SLOW_FIXTURES`, or when it carries the ``e2e`` mark. So a new test directory or file is in one lane
 or the other automatically, nothing is dropped: ``make test`` runs both lanes, ``make test-fast`` every test no
 service-bound fixture reaches. Registered through ``-p tests.lanes`` in pyproject.toml's pytest ``addopts``.
+
+``make test`` runs the suite in two pytest-xdist processes (``-n 2 --dist loadgroup --no-loadscope-reorder``):
+the live-stack modules (``tests/stack``: each starts a whole private stack and mostly waits on Airflow) form
+one group, :data:`LIVE_STACK_GROUP`, put first in the collection so that one process takes them from the start
+while the other runs every other module (each module one group: its module-scoped fixtures are set up once).
+Each process has its own session fixtures (tests/conftest.py: its own folder, PostgreSQL and ports).
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ SLOW_FIXTURES = frozenset(
 )
 
 
+#: The xdist group of every test under tests/stack (see the module docstring).
+LIVE_STACK_GROUP = "live-stack"
+STACK_DIR = "tests/stack/"
+
+
 def is_slow(item: pytest.Item) -> bool:
     """Whether ``item`` belongs to the slow lane (see the module docstring)."""
     names = set(getattr(item, "fixturenames", ()))
@@ -38,7 +49,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The group of ``item`` under ``--dist loadgroup``: the live-stack modules together, else its module."""
+    path = item.nodeid.partition("::")[0]
+    return LIVE_STACK_GROUP if path.startswith(STACK_DIR) else path
+
+
+# tryfirst: xdist's worker reads the xdist_group marks in its own pytest_collection_modifyitems.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if is_slow(item):
             item.add_marker(pytest.mark.slow)
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+        # The live stacks first (a stable sort): the process that takes them starts at once.
+        items.sort(key=lambda item: xdist_group(item) != LIVE_STACK_GROUP)
