@@ -1,7 +1,7 @@
 -- analytics.duplicates_per_source
 -- Per source: published documents checked for duplicates and how many belong to a cluster.
 --
--- The current definition: migration 0014 (include/migrations/versions/0014_rollups.py) last set it.
+-- The current definition: migration 0015 (include/migrations/versions/0015_hourly_bounds.py) last set it.
 -- Migrations never read this file; to change the view, see include/sql/README.md.
 
 CREATE OR REPLACE VIEW analytics.duplicates_per_source AS
@@ -20,9 +20,9 @@ CREATE OR REPLACE VIEW analytics.duplicates_per_source AS
                             SELECT count(*) AS documents, count(c.cluster_id) AS in_clusters
                               FROM core.documents d
                               JOIN enriched.document_fingerprints f
-                                ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at
+                                ON f.source = d.source AND f.external_id = d.external_id AND f.created_at = d.created_at AND f.created_at >= k.hour AND f.created_at < k.hour + interval '1 hour'
                               LEFT JOIN enriched.duplicate_clusters c
-                                ON c.source = f.source AND c.external_id = f.external_id AND c.created_at = f.created_at
+                                ON c.source = f.source AND c.external_id = f.external_id AND c.created_at = f.created_at AND c.created_at >= k.hour AND c.created_at < k.hour + interval '1 hour'
                              WHERE d.source = k.source AND d.created_at >= k.hour AND d.created_at < k.hour + interval '1 hour' AND d.created_at < p.published_until AND d.loaded_at <= h.published_at
                             HAVING count(*) > 0) x) l) u
      GROUP BY u.source;

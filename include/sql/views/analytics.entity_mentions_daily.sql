@@ -2,7 +2,7 @@
 -- Mentions of each entity in published documents per UTC day and source, with the mean sentiment of the
 -- sentences mentioning it.
 --
--- The current definition: migration 0014 (include/migrations/versions/0014_rollups.py) last set it.
+-- The current definition: migration 0015 (include/migrations/versions/0015_hourly_bounds.py) last set it.
 -- Migrations never read this file; to change the view, see include/sql/README.md.
 
 CREATE OR REPLACE VIEW analytics.entity_mentions_daily AS
@@ -18,8 +18,9 @@ CREATE OR REPLACE VIEW analytics.entity_mentions_daily AS
            sum(u.documents)::bigint, (sum(u.sentiment_sum) / nullif(sum(u.sentiment_n), 0))::real
       FROM (SELECT r.source, r.hour, r.entity_type, r.entity, r.mentions, r.documents, r.sentiment_sum,
                    r.sentiment_n
-              FROM ops.rollup_entity_hourly r
-              JOIN dirty_days x ON x.source = r.source AND x.day = (r.hour AT TIME ZONE 'UTC')::date
+              FROM dirty_days x
+             CROSS JOIN LATERAL (SELECT * FROM ops.rollup_entity_hourly y
+                                  WHERE y.source = x.source AND y.hour >= x.day::timestamp AT TIME ZONE 'UTC' AND y.hour < (x.day + 1)::timestamp AT TIME ZONE 'UTC' OFFSET 0) r
              WHERE NOT EXISTS (SELECT 1 FROM ops.rollup_dirty_hours x WHERE x.source = r.source AND x.hour = r.hour)
             UNION ALL
             SELECT l.source, l.hour, l.entity_type, l.entity, l.mentions, l.documents, l.sentiment_sum,
@@ -35,7 +36,7 @@ CREATE OR REPLACE VIEW analytics.entity_mentions_daily AS
                               FROM enriched.entity_mentions m
                               JOIN enriched.document_features f
                                 ON f.source = m.source AND f.external_id = m.external_id AND f.created_at = m.created_at
-                             WHERE m.source = k.source AND m.created_at >= k.hour AND m.created_at < k.hour + interval '1 hour' AND m.created_at < p.published_until AND f.enriched_at <= h.published_at
+                             WHERE m.source = k.source AND m.created_at >= k.hour AND m.created_at < k.hour + interval '1 hour' AND m.created_at < p.published_until AND f.source = k.source AND f.created_at >= k.hour AND f.created_at < k.hour + interval '1 hour' AND f.enriched_at <= h.published_at
                              GROUP BY m.entity_type, m.normalized) e) l) u
      GROUP BY (u.hour AT TIME ZONE 'UTC')::date, u.entity_type, u.entity, u.source;
 
