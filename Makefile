@@ -42,7 +42,7 @@ redis-server:
 # beside it (tests/lanes.py). TEST_PROCS=0 runs the suite in this one process instead.
 TEST_PROCS ?= 2
 test: install redis-server ## run the whole test suite (two processes: the live stacks beside the rest)
-	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCS)),,-n $(TEST_PROCS) --dist loadgroup --no-loadscope-reorder) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCS)),,-n $(TEST_PROCS) --dist loadscope --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The fast lane: every test that needs none of the services the suite starts (PostgreSQL, Airflow's metadata DB,
 # the simulator, moto, a live stack). tests/lanes.py marks the others `slow` from the fixtures they use, so a new

@@ -7,14 +7,17 @@ one of :data:`SLOW_FIXTURES`, or when it carries the ``e2e`` mark. So a new test
 or the other automatically, nothing is dropped: ``make test`` runs both lanes, ``make test-fast`` every test no
 service-bound fixture reaches. Registered through ``-p tests.lanes`` in pyproject.toml's pytest ``addopts``.
 
-``make test`` runs the suite in two pytest-xdist processes (``-n 2 --dist loadgroup --no-loadscope-reorder``):
+``make test`` runs the suite in two pytest-xdist processes (``-n 2 --dist loadscope --no-loadscope-reorder``):
 the live-stack modules (``tests/stack``: each starts a whole private stack and mostly waits on Airflow) form
-one group, :data:`LIVE_STACK_GROUP`, put first in the collection so that one process takes them from the start
-while the other runs every other module (each module one group: its module-scoped fixtures are set up once).
+one work unit, :data:`LIVE_STACK_GROUP` (:func:`pytest_xdist_make_scheduler`), put first in the collection so
+that one process takes them from the start while the other runs every other module (each module one unit:
+its module-scoped fixtures are set up once).
 Each process has its own session fixtures (tests/conftest.py: its own folder, PostgreSQL and ports).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -49,20 +52,31 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def xdist_group(item: pytest.Item) -> str:
-    """The group of ``item`` under ``--dist loadgroup``: the live-stack modules together, else its module."""
-    path = item.nodeid.partition("::")[0]
+def scope_of(nodeid: str) -> str:
+    """The work unit of a test under ``make test``'s scheduler: the live-stack modules together, else its module."""
+    path = nodeid.partition("::")[0]
     return LIVE_STACK_GROUP if path.startswith(STACK_DIR) else path
 
 
-# tryfirst: xdist's worker reads the xdist_group marks in its own pytest_collection_modifyitems.
-@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadscope`` (``make test``): xdist's module scheduling with the live-stack modules as one
+    unit (:func:`scope_of`). pytest-xdist 3.8's own ``--dist loadgroup`` did not group here under pytest 9.2
+    (two tests marked with one ``xdist_group`` ran on two workers), so the scope is decided here."""
+    if getattr(config.option, "dist", "no") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LiveStackScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return LiveStackScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if is_slow(item):
             item.add_marker(pytest.mark.slow)
-    if getattr(config.option, "dist", "no") == "loadgroup":
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    if hasattr(config, "workerinput"):  # an xdist worker: its collection order is the scheduler's work order
         # The live stacks first (a stable sort): the process that takes them starts at once.
-        items.sort(key=lambda item: xdist_group(item) != LIVE_STACK_GROUP)
+        items.sort(key=lambda item: scope_of(item.nodeid) != LIVE_STACK_GROUP)

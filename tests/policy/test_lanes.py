@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lanes import LIVE_STACK_GROUP, SLOW_FIXTURES, is_slow, xdist_group
+from tests.lanes import LIVE_STACK_GROUP, SLOW_FIXTURES, is_slow, scope_of
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -45,40 +45,42 @@ def test_a_test_is_slow_by_its_fixtures_or_the_e2e_mark(request: pytest.FixtureR
     assert not is_slow(request.node)  # this very test is in the fast lane
 
 
-def test_make_test_puts_the_live_stacks_in_one_group_first() -> None:
-    """Under ``--dist loadgroup`` (``make test``) the live-stack modules form one xdist group and come first, so
-    one process takes them at once; every other module is a group of its own."""
+def test_make_test_puts_the_live_stacks_in_one_unit_first() -> None:
+    """Under ``make test`` (``-n 2 --dist loadscope --no-loadscope-reorder``) the tests of two live-stack modules
+    run in one worker, before anything else that worker runs; every other module is a unit of its own."""
     import subprocess
     import sys
 
-    out = subprocess.run(
+    ran = subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
             "-p",
             "no:cacheprovider",
-            "--collect-only",
-            "-q",
+            "-v",
+            "-n",
+            "2",
             "--dist",
-            "loadgroup",
-            "tests/policy/test_lanes.py",
-            "tests/stack/test_live_connections.py",
-            "tests/stack/test_stack_lifecycle.py",
+            "loadscope",
+            "--no-loadscope-reorder",
+            "tests/policy/test_lanes.py::test_every_slow_fixture_exists",
+            "tests/policy/test_one_clock.py",
+            "tests/stack/test_stack_lifecycle.py::test_a_zombie_counts_as_stopped",
+            "tests/stack/test_live_journeys.py::test_simulator_counts_requests_in_flight_per_source",
         ],
         cwd=TESTS.parent,
         capture_output=True,
         text=True,
         timeout=300,
-        check=True,
+        check=False,
     ).stdout
-    ids = [line for line in out.splitlines() if "::" in line]
-    first_other = next(i for i, nodeid in enumerate(ids) if not nodeid.startswith("tests/stack/"))
-    assert first_other > 0 and all(not n.startswith("tests/stack/") for n in ids[first_other:]), ids
+    done = [line.split() for line in ran.splitlines() if line.startswith("[gw") and " PASSED " in line]
+    stack = {words[0] for words in done if words[-1].startswith("tests/stack/")}
+    assert len(stack) == 1 and sum(w[-1].startswith("tests/stack/") for w in done) == 2, ran
+    (worker,) = stack
+    mine = [w[-1] for w in done if w[0] == worker]
+    assert mine[0].startswith("tests/stack/") and mine[1].startswith("tests/stack/"), ran
 
-    class Item:
-        def __init__(self, nodeid: str) -> None:
-            self.nodeid = nodeid
-
-    assert xdist_group(Item("tests/stack/test_worker_kill.py::test_x")) == LIVE_STACK_GROUP  # type: ignore[arg-type]
-    assert xdist_group(Item("tests/e2e/test_enrich.py::test_y[a]")) == "tests/e2e/test_enrich.py"  # type: ignore[arg-type]
+    assert scope_of("tests/stack/test_worker_kill.py::test_x") == LIVE_STACK_GROUP
+    assert scope_of("tests/e2e/test_enrich.py::test_y[a]") == "tests/e2e/test_enrich.py"
