@@ -33,7 +33,7 @@ Each database is dropped at the end unless ``--keep``.
 
 Usage: ``make bench BENCHES=scale`` or ``python -m bench.scale [--small N] [--large N] [--reps N]
 [--hour-docs N] [--days D] [--keep] [--reuse]``. ``--reuse`` measures on the databases an earlier ``--keep``
-run left (migrated to head first; its cycles take the hours after the ones already loaded).
+run left (migrated to head first; what earlier cycles added is taken out and the cycles run on the same hours).
 """
 
 from __future__ import annotations
@@ -501,6 +501,32 @@ def view_queries(
     return out
 
 
+def forget_cycles(conn: Any, end: datetime) -> None:
+    """Take out what earlier cycles of this bench added from ``end`` on (every row of an hour at or after it,
+    their raw pages, coverage, audits and rollups; the horizon back to ``end``), so that ``--reuse`` runs its
+    cycles on the same hours again. The pipeline's triggers stay on: the deletes mark the rollups dirty."""
+    args = {"end": end}
+    for table in (
+        "enriched.entity_mentions",
+        "enriched.places",
+        "enriched.duplicate_clusters",
+        "enriched.document_fingerprints",
+        "enriched.document_features",
+        "enriched.pending_features",
+        "enriched.pending_fingerprints",
+        "core.documents",
+    ):
+        conn.execute(f"DELETE FROM {table} WHERE created_at >= %(end)s", args)
+    for table in ("raw.api_responses", "quality.check_results", "quality.window_audits"):
+        conn.execute(f"DELETE FROM {table} WHERE dag_run_id LIKE 'scale%%'")
+    conn.execute("DELETE FROM ops.coverage WHERE window_start >= %(end)s", args)
+    conn.execute("DELETE FROM quality.hour_audits WHERE hour >= %(end)s", args)
+    conn.execute(
+        "UPDATE quality.publish_state SET published_until = %(end)s, late_checked_until = %(end)s", args
+    )
+    conn.execute("SELECT ops.refresh_rollups()")
+
+
 def prepare(n: int, reps: int, hour_docs: int, days: int | None, reuse: bool = False) -> dict[str, Any]:
     """A fresh ``pulse_scale_<n>`` filled with ``n`` documents; returns the generation figures and the hour the
     cycles start at."""
@@ -513,11 +539,16 @@ def prepare(n: int, reps: int, hour_docs: int, days: int | None, reuse: bool = F
     now = _floor_hour(utcnow())
     exists = stack._admin_sql(f"SELECT count(*) FROM pg_database WHERE datname = '{db_name(n)}'") == "1"
     if reuse and exists:
-        # A database an earlier --keep run left: migrated to head, its cycles start after its data and after
-        # the hours earlier cycles loaded (a cycle's hour must be new).
+        # A database an earlier --keep run left: migrated to head, what earlier cycles added taken out (a
+        # cycle's hour must be new), the cycles on the hours right after the generated data again.
         stack.pg_up()
         upgrade(uri(n))
         with connect(n) as conn:
+            (first,) = conn.execute(
+                "SELECT min(hour) FROM quality.hour_audits WHERE dag_run_id LIKE 'scale%%'"
+            ).fetchone()
+            if first is not None:
+                forget_cycles(conn, first)
             (last,) = conn.execute("SELECT max(hour) FROM quality.hour_audits").fetchone()
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
         end = last + timedelta(hours=1)
