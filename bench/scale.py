@@ -537,11 +537,11 @@ def prepare(n: int, reps: int, hour_docs: int, days: int | None, reuse: bool = F
 
     log(f"{n:,} documents: database {db_name(n)}")
     now = _floor_hour(utcnow())
+    stack.pg_up()
     exists = stack._admin_sql(f"SELECT count(*) FROM pg_database WHERE datname = '{db_name(n)}'") == "1"
     if reuse and exists:
         # A database an earlier --keep run left: migrated to head, what earlier cycles added taken out (a
         # cycle's hour must be new), the cycles on the hours right after the generated data again.
-        stack.pg_up()
         upgrade(uri(n))
         with connect(n) as conn:
             (first,) = conn.execute(
