@@ -627,18 +627,19 @@ def main(argv: list[str] | None = None) -> int:
         a, b = small["stages"][k], large["stages"][k]
         print(f"{k:<{w}}{a:>14.3f}{b:>14.3f}{b / a if a else float('nan'):>8.2f}")
     print()
-    print("30-day query per analytics view (median; seconds)")
-    print(f"{'analytics view':<{w}}{args.small:>14,}{args.large:>14,}{'ratio':>8}  rows (large)")
-    for k in small["views"]:
-        a, b = small["views"][k], large["views"][k]
-        print(f"{k:<{w}}{a:>14.4f}{b:>14.4f}{b / a if a else float('nan'):>8.2f}  {large['rows'][k]:,}")
-    print()
-    print("30-day query per analytics view with every source's newest hour marked dirty (median; seconds)")
-    print(f"{'analytics view':<{w}}{args.small:>14,}{args.large:>14,}{'ratio':>8}")
-    for k in small["views_dirty"]:
-        a, b = small["views_dirty"][k], large["views_dirty"][k]
-        print(f"{k:<{w}}{a:>14.4f}{b:>14.4f}{b / a if a else float('nan'):>8.2f}")
-    print()
+    for key, title in (
+        ("views", "30-day query per analytics view (median; seconds)"),
+        (
+            "views_dirty",
+            "30-day query per analytics view with every source's newest hour marked dirty (median; seconds)",
+        ),
+    ):
+        print(title)
+        print(f"{'analytics view':<{w}}{args.small:>14,}{args.large:>14,}{'ratio':>8}  rows (large)")
+        for k in small[key]:
+            a, b = small[key][k], large[key][k]
+            print(f"{k:<{w}}{a:>14.4f}{b:>14.4f}{b / a if a else float('nan'):>8.2f}  {large['rows'][k]:,}")
+        print()
     print(
         f"database size: {small['size']} / {large['size']}; marked hours left: {small['pending']} / {large['pending']}"
     )

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -172,6 +173,31 @@ class LiveStack:
     def stack(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
         """Run ``python -m dev.stack <command>`` against this stack."""
         return run_stack(self.env, self.state, command, timeout)
+
+    def airflow_cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """The ``airflow`` CLI against this stack, with the environment ``python -m dev.stack env`` prints."""
+        exports = subprocess.run(
+            [sys.executable, "-m", "dev.stack", "env"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        env = dict(self.env)
+        for line in exports.splitlines():
+            if line.startswith("export "):
+                key, _, value = line[len("export ") :].partition("=")
+                env[key] = shlex.split(value)[0] if value else ""
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def connect_api(self) -> None:
         """Log in to the REST API (admin, the generated password) and read the warehouse's DSN."""

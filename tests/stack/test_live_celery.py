@@ -15,13 +15,11 @@ latest day every source published). Then:
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -88,31 +86,6 @@ def run_dag(live: LiveStack, dag_id: str, conf: dict[str, Any] | None = None) ->
     live.api.patch(f"/dags/{dag_id}", {"is_paused": False})
     live.trigger(dag_id, conf)
     return settle(live, dag_id, since)
-
-
-def airflow_cli(live: LiveStack, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The ``airflow`` CLI with the stack's environment (``python -m dev.stack env``)."""
-    exports = subprocess.run(
-        [sys.executable, "-m", "dev.stack", "env"],
-        cwd=ROOT,
-        env=live.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    env = dict(live.env)
-    for line in exports.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def s3_keys(live: LiveStack, bucket: str) -> list[str]:
@@ -216,7 +189,7 @@ def test_a_cycle_on_two_celery_workers(live: LiveStack) -> None:
 
 
 def test_the_workers_are_listed_with_their_queues(live: LiveStack) -> None:
-    res = airflow_cli(live, "celery", "list-workers", "--output", "json")
+    res = live.airflow_cli("celery", "list-workers", "--output", "json")
     assert res.returncode == 0, res.stdout + res.stderr
     listed = {w["worker_name"].partition("@")[0]: sorted(w["queues"]) for w in json.loads(res.stdout)}
     assert listed == {w: sorted(queues.QUEUE_NAMES) for w in WORKERS}, res.stdout

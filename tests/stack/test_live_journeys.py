@@ -32,10 +32,7 @@ About 3 minutes here (50-110 s of it to start the stack and register the DAGs, 1
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -285,32 +282,6 @@ def horizon(live: LiveStack, source: str) -> datetime | None:
     return rows[0][0] if rows else None
 
 
-def airflow_cli(live: LiveStack, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The ``airflow`` CLI against the stack, with the environment ``python -m dev.stack env`` prints."""
-    exports = subprocess.run(
-        [sys.executable, "-m", "dev.stack", "env"],
-        cwd=ROOT,
-        env=live.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    env = dict(live.env)
-    for line in exports.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 # --------------------------------------------------------------------------------------------------
 # everything the journeys need, started at once
 # --------------------------------------------------------------------------------------------------
@@ -444,7 +415,7 @@ def test_airflow_tasks_clear_retries_a_failed_run_whose_deadline_is_pending(
     _wait_failed(live, PROBE, run, "work")
     due, _ = _pending(live, PROBE, run)
 
-    res = airflow_cli(live, "tasks", "clear", PROBE, "--only-failed", "--yes")
+    res = live.airflow_cli("tasks", "clear", PROBE, "--only-failed", "--yes")
     assert res.returncode == 0, f"airflow tasks clear failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
 
