@@ -357,3 +357,39 @@ def test_a_horizon_move_marks_only_the_hours_it_crosses(wh: Any) -> None:
     marked = [r[0] for r in db.execute("SELECT hour FROM ops.rollup_dirty_hours ORDER BY hour").fetchall()]
     assert marked == [T0 + timedelta(hours=2), T0 + timedelta(hours=3)]
     assert_same_refreshed(db)
+
+
+#: Every table the rollups' live queries join, bounded to the key's hour (migration 0015): without the bound
+#: the planner may scan every partition per hour on a large warehouse (docs/scaling.md).
+HOUR_BOUNDS = (
+    # the features of the entity mentions (the sentiment query has its own bound on f, not this one)
+    "AND m.created_at < p.published_until AND f.source = k.source AND f.created_at >= k.hour"
+    " AND f.created_at < k.hour + interval '1 hour'",
+    "f.created_at = d.created_at AND f.created_at >= k.hour AND f.created_at < k.hour + interval '1 hour'",
+    "c.created_at = f.created_at AND c.created_at >= k.hour AND c.created_at < k.hour + interval '1 hour'",
+)
+VIEWS_DIR = Path(__file__).parents[2] / "include" / "sql" / "views"
+
+
+def test_the_hourly_queries_read_one_hour_of_every_table_they_join(db: Any) -> None:
+    """The refresh function as the warehouse holds it, and the view files (tests/warehouse/test_view_sql.py
+    proves they equal the live views), bound each joined table to the hour and read entity days by a range;
+    the written-time indexes the late-row look needs exist."""
+    (body,) = db.execute(
+        "SELECT prosrc FROM pg_proc WHERE oid = 'ops.refresh_rollups()'::regprocedure"
+    ).fetchone()
+    entity_view = (VIEWS_DIR / "analytics.entity_mentions_daily.sql").read_text()
+    duplicates_view = (VIEWS_DIR / "analytics.duplicates_per_source.sql").read_text()
+    for bound in HOUR_BOUNDS:
+        assert bound in body, bound
+    assert HOUR_BOUNDS[0] in entity_view
+    assert HOUR_BOUNDS[1] in duplicates_view and HOUR_BOUNDS[2] in duplicates_view
+    day_range = (
+        "y.hour >= d.day::timestamp AT TIME ZONE 'UTC' AND y.hour < (d.day + 1)::timestamp AT TIME ZONE 'UTC'"
+    )
+    assert day_range in body
+    assert day_range.replace("d.day", "x.day") in entity_view
+    indexes = {
+        r[0] for r in db.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%source_%ed_idx'")
+    }
+    assert {"documents_source_loaded_idx", "document_features_source_enriched_idx"} <= indexes, indexes
