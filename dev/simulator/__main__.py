@@ -1,4 +1,4 @@
-"""CLI: ``python -m dev.simulator --host 127.0.0.1 --port 8765 --seed 42 [--now ISO] [--config JSON]``.
+"""CLI: ``python -m dev.simulator --host 127.0.0.1 --port 8765 --seed 42 [--now ISO] [--config JSON] [--spike JSON]``.
 
 Prints ``simulator listening on http://HOST:PORT`` once bound, then serves until SIGTERM/SIGINT.
 """
@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help='initial config as JSON, e.g. \'{"reddit": {"posts_per_hour": 30}}\''
     )
     parser.add_argument(
+        "--spike",
+        default=None,
+        help='raise one term\'s volume and tone over given hours, e.g. \'{"term": "flu", "start": '
+        '"2026-11-28T10:00Z", "end": "2026-11-28T14:00Z", "factor": 5, "tone": "negative", '
+        '"sources": ["x", "reddit", "newsapi"]}\' (dev/simulator/text.py)',
+    )
+    parser.add_argument(
         "--playback", default=None, help="folder of recorded responses: <dir>/<source>/<endpoint>/NNN.json"
     )
     parser.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
@@ -51,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.config:
             sim.configure(json.loads(args.config))
+        if args.spike:
+            sim.configure({"spike": json.loads(args.spike)})
     except ValueError as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2

@@ -475,6 +475,8 @@ class SimulatorServer:
         self._drift: dict[str, dict[str, Any]] = {}
         #: Hand-made hostile items per source (``dev/simulator/hostile.py``), a fault that ``reset()`` clears.
         self._hostile: dict[str, dict[str, Any]] = {}
+        #: A burst of one term's volume and tone (``dev/simulator/text.py`` :class:`Spike`), or None.
+        self.spike: Any = None
         available = registered_sources()
         names = list(available) if sources is None else list(sources)
         unknown = [n for n in names if n not in available]
@@ -537,13 +539,16 @@ class SimulatorServer:
 
     # -- config --------------------------------------------------------------------------------------
     def configure(self, update: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply ``{"<source>": {...}, "now": ..., "seed": ...}`` (deep merge); returns the new config.
+        """Apply ``{"<source>": {...}, "now": ..., "seed": ..., "spike": {...} | null}`` (deep merge); returns
+        the new config. ``spike``: ``{"term", "start", "end", "factor", "tone", "sources"}`` (see
+        ``dev/simulator/text.py``), replaced as a whole; it survives ``reset()``.
 
         Validation happens before anything is changed; raises ValueError on unknown keys or wrong types.
         """
         if not isinstance(update, Mapping):
             raise ValueError("config must be a JSON object")
-        unknown = [k for k in update if k not in self.sources and k not in ("now", "seed", "playback")]
+        known = ("now", "seed", "playback", "spike")
+        unknown = [k for k in update if k not in self.sources and k not in known]
         if unknown:
             raise ValueError(f"unknown config keys: {unknown} (sources: {sorted(self.sources)})")
         new_now = parse_time(update["now"]) if "now" in update else None
@@ -554,6 +559,10 @@ class SimulatorServer:
         for name in self.sources:
             if isinstance(update.get(name), Mapping) and "drift" in update[name]:
                 drifts[name] = _check_drift(update[name]["drift"], f"{name}.drift")
+        if "spike" in update:
+            from dev.simulator import text as _text
+
+            spike = _text.check_spike(update["spike"])
         hostiles = {
             name: _hostile.check(update[name]["hostile"], f"{name}.hostile")
             for name in self.sources
@@ -581,6 +590,8 @@ class SimulatorServer:
                 self._now = new_now
             if "seed" in update:
                 self.seed = int(update["seed"])
+            if "spike" in update:
+                self.spike = spike
             if "playback" in update:
                 self.playback = Path(update["playback"]) if update["playback"] else None
                 self._played.clear()
@@ -593,6 +604,7 @@ class SimulatorServer:
                 "seed": self.seed,
                 "now": format_time(self._now),
                 "playback": str(self.playback) if self.playback else None,
+                "spike": self.spike.as_dict() if self.spike is not None else None,
             }
             for name, source in self.sources.items():
                 out[name] = copy.deepcopy(source.config)

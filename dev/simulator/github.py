@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from dev.simulator import text as _text
 from dev.simulator.core import (
     Request,
     Response,
@@ -1213,7 +1214,7 @@ class GithubSource(Source):
             "created_at": _iso(slot.created),
             "updated_at": _iso(slot.created),
             "author_association": rng.choice(ASSOCIATIONS),
-            "body": " ".join(rng.sample(SENTENCES, rng.randint(1, 3))),
+            "body": _comment_entry(self.sim.seed, repo.key, cid).body,
             "reactions": _reactions(f"{url}/issues/comments/{cid}", (0,) * 8),
             "performed_via_github_app": None,
         }
@@ -1238,7 +1239,7 @@ class GithubSource(Source):
             "commit_id": sha,
             "original_commit_id": sha,
             "user": _user(api, actor),
-            "body": " ".join(rng.sample(SENTENCES, rng.randint(1, 2))),
+            "body": _comment_entry(self.sim.seed, repo.key, cid).body,
             "created_at": _iso(slot.created),
             "updated_at": _iso(slot.created),
             "html_url": f"{WEB}/{repo.full_name}/pull/{issue.number}#discussion_r{cid}",
@@ -1368,8 +1369,8 @@ class GithubSource(Source):
                     is_pr=rng.random() < 0.35,
                     login=_login(rng),
                     association=rng.choice(ASSOCIATIONS),
-                    title=rng.choice(ISSUE_TITLES),
-                    body="\n\n".join(rng.sample(SENTENCES, rng.randint(1, 4))),
+                    title=(entry := _issue_entry(seed, repo.key, hour * max(count, 1) + idx)).title,
+                    body=entry.body,
                     labels=tuple(sorted(rng.sample(LABELS, rng.choice((0, 0, 1, 1, 2))))),
                     comment_times=tuple(times),
                     closed=closed,
@@ -1378,6 +1379,11 @@ class GithubSource(Source):
                 )
             )
         return self._issues.put(key, bucket)
+
+    def origin(self, issue: Issue) -> str:
+        """The corpus id of an issue's title and body (equal origins = the same text)."""
+        n = issue.hour * max(self.config["issues_per_hour"], 1) + issue.idx
+        return _issue_entry(self.sim.seed, issue.repo, n).id
 
     def _issue_history(self, repo: Repo, now: float) -> list[Issue]:
         """Every simulated issue created in the last ``issue_history_days`` up to ``now``."""
@@ -1445,6 +1451,16 @@ class GithubSource(Source):
 # --------------------------------------------------------------------------------------------------
 # objects and responses
 # --------------------------------------------------------------------------------------------------
+
+
+def _issue_entry(seed: int, repo: str, n: int) -> _text.Entry:
+    """A real issue or pull request (title, body) from PyGithub's ReplayData for issue ``n`` of ``repo``."""
+    return _text.pick(_text.pool("github_issue"), seed, f"github:{repo}", n)
+
+
+def _comment_entry(seed: int, repo: str, comment_id: int) -> _text.Entry:
+    """A real issue comment for a comment id (the corpus holds few, so they repeat across repositories)."""
+    return _text.pick(_text.pool("github_comment"), seed, f"github-comment:{repo}", comment_id)
 
 
 def _user(api: str, login: str, kind: str = "User") -> dict[str, Any]:

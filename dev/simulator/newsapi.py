@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
 from typing import Any, ClassVar
 
+from dev.simulator import text as _text
 from dev.simulator.core import (
     Request,
     Response,
@@ -264,6 +265,9 @@ class NewsApiSource(Source):
         "articles_per_hour": 24,
         "headlines_per_hour": 4,
         "headlines_total": 38,
+        # Planted near-duplicates: this share of a pool's articles are an earlier article of the same pool and
+        # hour under another outlet, the headline unchanged or lightly rewritten. See dev/simulator/text.py.
+        "syndication_ratio": 0.04,
         "max_results": 100,
         "plan_horizon_days": 30,
         "reject_auth": False,
@@ -307,8 +311,9 @@ class NewsApiSource(Source):
         for key in ("headlines_total", "max_results", "plan_horizon_days"):
             if config[key] < 0:
                 raise ValueError(f"newsapi.{key} must be >= 0")
-        if not 0.0 <= config["bad_items_ratio"] <= 1.0:
-            raise ValueError("newsapi.bad_items_ratio must be in [0, 1]")
+        for key in ("bad_items_ratio", "syndication_ratio"):
+            if not 0.0 <= config[key] <= 1.0:
+                raise ValueError(f"newsapi.{key} must be in [0, 1]")
         if not 400 <= config["server_errors"]["status"] <= 599:
             raise ValueError("newsapi.server_errors.status must be a 4xx/5xx code")
 
@@ -462,7 +467,10 @@ class NewsApiSource(Source):
     # -- pools and buckets ---------------------------------------------------------------------------
     def _bucket(self, pool: str, hour: int) -> list[Slot]:
         count = self.config["headlines_per_hour" if pool.startswith("h:") else "articles_per_hour"]
-        key = (self.sim.seed, pool, hour, count)
+        spike = self.sim.spike
+        if spike is not None:
+            count = min(count + spike.extra("newsapi", hour * HOUR, HOUR, count), MAX_PER_HOUR - 1)
+        key = (self.sim.seed, pool, hour, count, spike)
         cached = self._buckets.get(key)
         if cached is not None:
             return cached
@@ -506,6 +514,39 @@ class NewsApiSource(Source):
             hour -= 1
         return out[:total]
 
+    # -- text --------------------------------------------------------------------------------------
+    def origin(self, slot: Slot) -> str:
+        """The corpus id of the article's story (a syndicated copy has its original's): equal = copies."""
+        return self._text_entry(slot)[0].id
+
+    def _text_entry(self, slot: Slot) -> tuple[_text.Entry, Slot | None, str]:
+        """The story of an article, the article it copies (None for an original), a spike term to append."""
+        seed = self.sim.seed
+        headlines = slot.pool.startswith("h:")
+        base = self.config["headlines_per_hour" if headlines else "articles_per_hour"]
+        n = slot.hour * max(base, 1) + slot.idx
+        spike = self.sim.spike
+        if spike is not None and slot.idx >= base:
+            entry, add = _text.spike_entry(spike, "news", seed, f"news:{slot.pool}", n)
+            return entry, None, spike.term if add else ""
+        bucket = self._bucket(slot.pool, slot.hour)
+        earlier = [s for s in _earlier(bucket, slot) if s.idx < base]
+        if (
+            earlier
+            and _text.fraction(seed, "syndicated", slot.pool, slot.hour, slot.idx)
+            < (self.config["syndication_ratio"])
+        ):
+            original = earlier[
+                stable_hash(seed, "syndicated-from", slot.pool, slot.hour, slot.idx) % len(earlier)
+            ]
+            return self._text_entry(original)[0], original, ""
+        entries = _text.pool("news")
+        if not headlines:
+            matches = _text.matching("news", slot.pool[2:])
+            if len(matches) >= 20:
+                entries = matches
+        return _text.pick(entries, seed, f"news:{slot.pool}", n), None, ""
+
     def _bad_kinds(self, pool: str, hour: int) -> dict[int, str]:
         """Which articles of a bucket are served broken, and how (cycling through BAD_KINDS)."""
         ratio = self.config["bad_items_ratio"]
@@ -537,8 +578,15 @@ class NewsApiSource(Source):
         seed = self.sim.seed
         rng = random.Random(stable_hash(seed, slot.pool, slot.hour, slot.idx))
         headlines = slot.pool.startswith("h:")
-        topic = slot.pool.split(":")[-1] if headlines else slot.pool[2:]
         source_id, source_name, domain = rng.choice(OUTLETS)
+        entry, copied, term = self._text_entry(slot)
+        outlet = str(entry.meta.get("outlet") or "")
+        if copied is None and outlet:
+            source_id, source_name, domain = _text.OUTLET_IDS.get(outlet), _text.outlet_name(outlet), outlet
+        elif copied is not None:  # the same story under another outlet
+            taken = self._article(copied)["source"]["name"]
+            others = [o for o in OUTLETS if o[1] != taken and o[1] != _text.outlet_name(outlet)]
+            source_id, source_name, domain = others[stable_hash(seed, "syndicated", slot) % len(others)]
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         roll = rng.random()
         if roll < 0.1:
@@ -551,15 +599,29 @@ class NewsApiSource(Source):
             author = source_name
         else:
             author = f"{first} {last}"
-        title = rng.choice(TITLES).format(topic=topic.title() if headlines else topic)
-        title = title[0].upper() + title[1:]
+        title = entry.title or entry.body[:80]
+        if copied is not None:
+            title = _text.rewrite_headline(
+                title, source_name, random.Random(stable_hash(seed, "rewrite", slot))
+            )
+        if term:
+            title = _text.with_term(title, term)
         if headlines:
             title = f"{title} - {source_name}"
-        description = None if rng.random() < 0.06 else " ".join(rng.sample(SENTENCES, rng.randint(1, 2)))
+        text = " ".join(str(entry.meta.get("text") or "").split())
+        # NewsAPI's description is the outlet's standfirst, else usually the lede: the first sentence.
+        description = entry.body or _text.lede(text) or None
         content: str | None = None
-        if rng.random() >= 0.06:
-            text = " ".join(rng.sample(SENTENCES, rng.randint(3, 6)))
-            content = f"{text[:200]}… [+{rng.randint(300, 12_000)} chars]"
+        # Like the real API, about 6 % of the articles come without a description and 6 % without content
+        # (1 in 16 each, spread evenly along a pool so every page of 16 or more shows both variants).
+        turn = (slot.hour * 7 + slot.idx) % 16
+        if turn == 5:
+            description = None
+        if text and turn != 11:
+            content = f"{text[:200]}… [+{max(len(text) - 200, 0)} chars]"
+        if copied is not None:  # a copy carries the original's standfirst and text as they were served
+            original = self._article(copied)
+            description, content = original["description"], original["content"]
         tag = to_base36(stable_hash(seed, slot.pool, "tag") % 36**6).rjust(6, "0")
         uid = tag + to_base36(slot.hour * MAX_PER_HOUR + slot.idx)
         day = datetime.fromtimestamp(slot.published, UTC)
@@ -579,6 +641,11 @@ class NewsApiSource(Source):
             self._articles.clear()
         self._articles[key] = article
         return article
+
+
+def _earlier(bucket: list[Slot], slot: Slot) -> list[Slot]:
+    """Articles of the bucket published before ``slot`` (candidates for it to copy)."""
+    return [s for s in bucket if (s.published, s.idx) < (slot.published, slot.idx)]
 
 
 def _break(article: dict[str, Any], bad: str, now: float) -> None:

@@ -18,6 +18,7 @@ Subreddit names are case-insensitive and shown in lower case.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import random
 import re
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from dev.simulator import text as _text
 from dev.simulator.core import (
     Request,
     Response,
@@ -235,6 +237,10 @@ class RedditSource(Source):
         "credentials": {"client_id": "sim-client-id", "client_secret": "sim-client-secret"},
         "posts_per_hour": 12,
         "comments_per_hour": 20,
+        # Planted near-duplicates: this share of the posts of a subreddit of crosspost_subs repeat the post at
+        # the same hour and index of another of them (same title and text). See dev/simulator/text.py.
+        "crosspost_ratio": 0.03,
+        "crosspost_subs": ["python", "dataengineering", "technology", "programming", "datascience"],
         "listing_cap": 1000,
         "ratelimit_budget": 100000,
         "ratelimit_window": 600,
@@ -298,6 +304,10 @@ class RedditSource(Source):
         for key in ("posts_per_hour", "comments_per_hour"):
             if not 0 <= config[key] < MAX_PER_HOUR:
                 raise ValueError(f"reddit.{key} must be in [0, {MAX_PER_HOUR})")
+        if not 0.0 <= config["crosspost_ratio"] <= 1.0:
+            raise ValueError("reddit.crosspost_ratio must be in [0, 1]")
+        if not all(isinstance(s, str) for s in config["crosspost_subs"]):
+            raise ValueError("reddit.crosspost_subs must be a list of subreddit names")
         if config["listing_cap"] < 0:
             raise ValueError("reddit.listing_cap must be >= 0")
         if not 0.0 <= config["bad_items_ratio"] <= 1.0:
@@ -517,9 +527,16 @@ class RedditSource(Source):
         rng = random.Random(stable_hash(self.sim.seed, sub, kind, hour))
         return [hour * HOUR + rng.randrange(HOUR) for _ in range(count)]
 
+    def _count(self, key: str, hour: int) -> int:
+        """Items of a bucket: the configured volume plus a spike's extra items in its hours."""
+        base = self.config[key]
+        spike = self.sim.spike
+        extra = spike.extra("reddit", hour * HOUR, HOUR, base) if spike else 0
+        return min(base + extra, MAX_PER_HOUR - 1)
+
     def _post_bucket(self, sub: str, hour: int) -> list[Slot]:
-        count = self.config["posts_per_hour"]
-        key = ("t3", self.sim.seed, sub, hour, count)
+        count = self._count("posts_per_hour", hour)
+        key = ("t3", self.sim.seed, sub, hour, count, self.sim.spike)
         cached = self._buckets.get(key)
         if cached is not None:
             return cached
@@ -529,10 +546,10 @@ class RedditSource(Source):
         return bucket
 
     def _comment_bucket(self, sub: str, hour: int) -> list[Slot]:
-        count = self.config["comments_per_hour"]
+        count = self._count("comments_per_hour", hour)
         posts_per_hour = self.config["posts_per_hour"]
         seed = self.sim.seed
-        key = ("t1", seed, sub, hour, count, posts_per_hour)
+        key = ("t1", seed, sub, hour, count, posts_per_hour, self.sim.spike)
         cached = self._buckets.get(key)
         if cached is not None:
             return cached
@@ -638,11 +655,11 @@ class RedditSource(Source):
             return cached
         rng = random.Random(stable_hash(self.sim.seed, slot.sub, "t3", slot.hour, slot.idx))
         author = f"user_{rng.randint(1, 4999)}"
-        title = rng.choice(TITLES)
-        is_self = rng.random() < 0.7
-        selftext = ""
-        if is_self and rng.random() < 0.85:
-            selftext = "\n\n".join(rng.sample(SENTENCES, rng.randint(1, 4)))
+        entry, term = self._text_entry(slot)
+        title = entry.title if not term else _text.with_term(entry.title, term)
+        link = str(entry.meta.get("url") or "")
+        is_self = not link.startswith(("http://", "https://"))
+        selftext = entry.body
         slug = _slug(title)
         permalink = f"/r/{slot.sub}/comments/{slot.item_id}/{slug}/"
         if is_self:
@@ -650,7 +667,7 @@ class RedditSource(Source):
             domain = f"self.{slot.sub}"
             thumbnail = "self"
         else:
-            url = f"{rng.choice(LINK_URLS)}/{slug.replace('_', '-')}"
+            url = link
             domain = urlsplit(url).netloc.removeprefix("www.")
             thumbnail = "default"
         score = min(int(rng.paretovariate(1.1)) - 1, 250_000)
@@ -770,6 +787,47 @@ class RedditSource(Source):
         self._posts.put(key, data)
         return data
 
+    # -- text ----------------------------------------------------------------------------------------
+    def origin(self, slot: Slot) -> str:
+        """The corpus id of the item's text (a cross-post has its original's): equal origins = copies."""
+        return self._text_entry(slot)[0].id
+
+    def _text_entry(self, slot: Slot) -> tuple[_text.Entry, str]:
+        """The pool entry of a post or comment, and a spike term to append ("" for none)."""
+        seed = self.sim.seed
+        name = "reddit_post" if slot.kind == "t3" else "reddit_comment"
+        base = self.config["posts_per_hour" if slot.kind == "t3" else "comments_per_hour"]
+        n = slot.hour * max(base, 1) + slot.idx
+        spike = self.sim.spike
+        if spike is not None and slot.idx >= base:
+            entry, add = _text.spike_entry(spike, name, seed, f"reddit:{slot.sub}:{slot.kind}", n)
+            return entry, spike.term if add else ""
+        sub = self.crossposted_from(slot) or slot.sub
+        return _text.pick(self._pool(name, sub), seed, f"reddit:{sub}:{slot.kind}", n), ""
+
+    def crossposted_from(self, slot: Slot, *, follow: bool = True) -> str | None:
+        """The subreddit whose post (same hour and index) this post repeats, or None (see crosspost_ratio).
+        A post that is itself a cross-post is never cross-posted again (its copy would have no original)."""
+        if slot.kind != "t3" or slot.idx >= self.config["posts_per_hour"]:
+            return None
+        ring = {s.lower() for s in self.config["crosspost_subs"]}
+        others = sorted(ring - {slot.sub})
+        seed = self.sim.seed
+        if slot.sub not in ring or not others:
+            return None
+        if _text.fraction(seed, "crosspost", slot.sub, slot.hour, slot.idx) >= self.config["crosspost_ratio"]:
+            return None
+        source = others[stable_hash(seed, "crosspost-from", slot.sub, slot.hour, slot.idx) % len(others)]
+        if follow and self.crossposted_from(Slot("t3", source, slot.hour, slot.idx, 0, ""), follow=False):
+            return None
+        return source
+
+    @staticmethod
+    def _pool(name: str, sub: str) -> tuple[_text.Entry, ...]:
+        """The subreddit's own texts when the corpus has at least 50 of them, else every subreddit's."""
+        own = _subreddit_pool(name, sub)
+        return own if len(own) >= 50 else _text.pool(name)
+
     def _comment_score(self, slot: Slot) -> int:
         rng = random.Random(stable_hash(self.sim.seed, slot.sub, "t1", slot.hour, slot.idx, "score"))
         return min(int(rng.paretovariate(1.2)), 20_000)
@@ -786,7 +844,8 @@ class RedditSource(Source):
             post_slot = Slot("t3", slot.sub, link_hour, link_idx, link_hour * HOUR, link_item_id)
         post = self._post_data(post_slot)
         author = f"user_{rng.randint(1, 4999)}"
-        body = " ".join(rng.sample(SENTENCES, rng.randint(1, 3)))
+        entry, term = self._text_entry(slot)
+        body = entry.body if not term else _text.with_term(entry.body, term)
         score = self._comment_score(slot)
         parent_id = (
             post_slot.fullname
@@ -876,6 +935,11 @@ class RedditSource(Source):
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _subreddit_pool(name: str, sub: str) -> tuple[_text.Entry, ...]:
+    return tuple(e for e in _text.pool(name) if str(e.meta.get("subreddit") or "").lower() == sub)
 
 
 def _author_fullname(author: str) -> str:

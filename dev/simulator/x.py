@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from dev.simulator import text as _text
 from dev.simulator.core import (
     Request,
     Response,
@@ -172,6 +173,7 @@ EXPANSIONS = (
     "referenced_tweets.id.author_id",
 )
 DEFAULT_TWEET_FIELDS = ("id", "text", "edit_history_tweet_ids")
+_HASHTAG_RE = re.compile(r"(?<![\w&])#(\w+)")
 DEFAULT_USER_FIELDS = ("id", "name", "username")
 
 # --------------------------------------------------------------------------------------------------
@@ -316,6 +318,8 @@ class Slot:
     author: int
     parent: int | None  # index of the answered tweet in the same bucket
     conversation_id: int
+    retweet_of: int | None = None  # index of the retweeted tweet in the same bucket
+    spike: bool = False  # one of the extra tweets of a configured spike
 
 
 class _LRU:
@@ -385,6 +389,9 @@ class XSource(Source):
         "credentials": {"bearer_token": "sim-x-bearer-token"},
         "tweets_per_hour": 30,
         "reply_ratio": 0.3,
+        # Planted near-duplicates: this share of a query's tweets are "RT @user: ..." copies of an earlier
+        # tweet of the same query and hour (none for queries with -is:retweet). See dev/simulator/text.py.
+        "retweet_ratio": 0.15,
         "ratelimit_budget": 450,
         "ratelimit_window": 900,
         "reject_auth": False,
@@ -430,7 +437,7 @@ class XSource(Source):
         """Range checks on top of the core's type checks."""
         if not 0 <= config["tweets_per_hour"] < MAX_PER_HOUR:
             raise ValueError(f"x.tweets_per_hour must be in [0, {MAX_PER_HOUR})")
-        for key in ("bad_items_ratio", "reply_ratio"):
+        for key in ("bad_items_ratio", "reply_ratio", "retweet_ratio"):
             if not 0.0 <= config[key] <= 1.0:
                 raise ValueError(f"x.{key} must be in [0, 1]")
         if not 400 <= config["server_errors"]["status"] <= 599:
@@ -692,10 +699,14 @@ class XSource(Source):
         return stable_hash(self.sim.seed, "worker", query) % 1024
 
     def _bucket(self, query: str, hour: int) -> list[Slot]:
-        count = self.config["tweets_per_hour"]
+        base = self.config["tweets_per_hour"]
         ratio = self.config["reply_ratio"]
+        rt_ratio = 0.0 if "-is:retweet" in query.lower() else self.config["retweet_ratio"]
         seed = self.sim.seed
-        key = (seed, query, hour, count, ratio)
+        spike = self.sim.spike
+        extra = spike.extra("x", hour * HOUR_MS / 1000, HOUR_MS / 1000, base) if spike else 0
+        count = min(base + extra, MAX_PER_HOUR - 1)
+        key = (seed, query, hour, count, ratio, rt_ratio, spike)
         cached = self._buckets.get(key)
         if cached is not None:
             return cached
@@ -709,7 +720,12 @@ class XSource(Source):
             trng = random.Random(stable_hash(seed, "thread", query, hour, idx))
             author = trng.randrange(USERS)
             parent: Slot | None = None
-            if slots and trng.random() < ratio:
+            retweet_of: int | None = None
+            originals = [s for s in slots if s.retweet_of is None]
+            rt_rng = random.Random(stable_hash(seed, "retweet", query, hour, idx))
+            if originals and idx < base and rt_rng.random() < rt_ratio:
+                retweet_of = rt_rng.choice(originals).idx
+            elif slots and trng.random() < ratio:
                 parent = trng.choice(slots)
             slots.append(
                 Slot(
@@ -721,6 +737,8 @@ class XSource(Source):
                     author=author,
                     parent=parent.idx if parent else None,
                     conversation_id=parent.conversation_id if parent else tweet_id,
+                    retweet_of=retweet_of,
+                    spike=idx >= base,
                 )
             )
         slots.sort(key=lambda s: s.idx)
@@ -792,20 +810,26 @@ class XSource(Source):
                 {"start": start, "end": len(text), "username": user["username"], "id": user["id"]}
             )
 
-        if parent is not None:
-            mention(parent.author)
-            text += " "
-        text += f"{rng.choice(SENTENCES)} {_keyword(slot.query)}"
-        if rng.random() < 0.5:
-            for tag in rng.sample(HASHTAGS, rng.randint(1, 2)):
+        retweeted = (
+            self._bucket(slot.query, slot.hour)[slot.retweet_of] if slot.retweet_of is not None else None
+        )
+        if retweeted is not None:
+            # A planted near-duplicate: the API's retweet text, "RT @author: <original text>".
+            original = self._tweet(retweeted)["text"]
+            mention(retweeted.author)
+            text = _text.retweet_text(self._user(retweeted.author)["username"], original)
+        else:
+            if parent is not None:
+                mention(parent.author)
                 text += " "
-                start = len(text)
-                text += f"#{tag}"
-                hashtags.append({"start": start, "end": len(text), "tag": tag})
-        if rng.random() < 0.2:
+            text += self._real_text(slot, rng)
+            hashtags.extend(
+                {"start": m.start(), "end": m.end(), "tag": m.group(1)} for m in _HASHTAG_RE.finditer(text)
+            )
+        if retweeted is None and rng.random() < 0.2:
             text += " cc "
             mention(rng.randrange(USERS))
-        if rng.random() < 0.35:
+        if retweeted is None and rng.random() < 0.35:
             link = rng.choice(LINKS)
             short = "https://t.co/" + to_base36(stable_hash("tco", link, slot.created_ms))[:10]
             text += " "
@@ -849,8 +873,48 @@ class XSource(Source):
         if parent is not None and parent_user is not None:
             tweet["in_reply_to_user_id"] = parent_user["id"]
             tweet["referenced_tweets"] = [{"type": "replied_to", "id": str(parent.tweet_id)}]
+        if retweeted is not None:
+            tweet["referenced_tweets"] = [{"type": "retweeted", "id": str(retweeted.tweet_id)}]
         self._tweets.put(key, (tweet, tuple(mentioned)))
         return tweet, tuple(mentioned)
+
+    def origin(self, slot: Slot) -> str:
+        """The corpus id of the tweet's text (a retweet has its original's): equal origins = copies."""
+        if slot.retweet_of is not None:
+            return self.origin(self._bucket(slot.query, slot.hour)[slot.retweet_of])
+        return self._text_entry(slot)[0].id
+
+    def _text_entry(self, slot: Slot) -> tuple[_text.Entry, list[str]]:
+        """The pool entry of a tweet and the words to append to it (the keyword, a spike's term)."""
+        seed = self.sim.seed
+        keyword = _keyword(slot.query)
+        spike = self.sim.spike
+        n = slot.hour * max(self.config["tweets_per_hour"], 1) + slot.idx
+        if slot.spike and spike is not None:
+            name = (
+                "tweet"
+                if _text.fraction(seed, "x-pool", slot.query, slot.hour, slot.idx) < 0.7
+                else "tweet_news"
+            )
+            entry, add_term = _text.spike_entry(spike, name, seed, slot.query, n)
+            return entry, [spike.term] * add_term
+        matches = _text.matching("tweet", keyword) + _text.matching("tweet_news", keyword)
+        if len(matches) >= _text.MIN_KEYWORD_TEXTS:
+            return _text.pick(matches, seed, f"x:{slot.query}", n), []
+        # The corpora hold too few tweets with this keyword: any tweet (the keyword is not added: appended to
+        # short tweets it made unrelated ones look alike). News accounts are 30 %, people the rest.
+        name = (
+            "tweet" if _text.fraction(seed, "x-pool", slot.query, slot.hour, slot.idx) < 0.7 else "tweet_news"
+        )
+        return _text.pick(_text.pool(name), seed, f"x:{name}:{slot.query}", n), []
+
+    def _real_text(self, slot: Slot, rng: random.Random) -> str:
+        """A real tweet for the slot, maybe with a cashtag (and a spike's term and keyword when it lacks them)."""
+        entry, words = self._text_entry(slot)
+        text = _text.cashtag(entry.text, rng)
+        for word in words:
+            text = _text.with_term(text, word)
+        return text
 
     def _filtered_tweet(self, slot: Slot, fields: frozenset[str]) -> dict[str, Any]:
         tweet = self._tweet(slot)
