@@ -340,9 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio pulse / naive (enrichers only): {med(ratio):.1f}x   target >= 10x")
     print(f"ratio pulse / naive + difflib:        {med(ratio_full):,.0f}x")
     ok_speed = med(rates["pulse"]) >= 2000
+    # Issue 15: with a real entity recogniser the floor is 1,000 docs/s per core (docs/enrichment.md, "Speed").
     print(
-        f"pulse >= 2,000 docs/s per core: {'yes' if ok_speed else 'NO'}; >= 10x naive: "
-        f"{'yes' if med(ratio) >= 10 else 'NO'}"
+        f"pulse >= 2,000 docs/s per core: {'yes' if ok_speed else 'NO'}; >= 1,000 (floor with the NER): "
+        f"{'yes' if med(rates['pulse']) >= 1000 else 'NO'}; >= 10x naive: {'yes' if med(ratio) >= 10 else 'NO'}"
     )
     return 0
 

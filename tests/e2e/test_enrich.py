@@ -351,7 +351,12 @@ def test_an_edited_document_is_enriched_again_and_nothing_else(
     assert mentions == sorted(
         ((m.entity_type, m.normalized, m.start, m.end) for m in expected.entities), key=lambda m: (m[2], m[0])
     )
-    assert {m[1] for m in mentions} == {"Apple Inc.", "Paris", "Tim Cook", "Tokyo", "AAPL"}
+    assert {m[1] for m in mentions} == {
+        "Apple Inc.",
+        "Paris",
+        "Tim Cook",
+        "Tokyo",
+    }  # $AAPL links to Apple Inc.
     places = db.execute(
         "SELECT name, country FROM enriched.places WHERE external_id = %s ORDER BY name", (edited_id,)
     ).fetchall()

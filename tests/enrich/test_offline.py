@@ -31,7 +31,8 @@ from pulse.enrich import EnrichInput, component_versions, enrich_documents
 when = datetime(2026, 11, 28, tzinfo=UTC)
 docs = [
     EnrichInput(("x", "1", when), "x", "tweet", None, "Apple is amazing! Tim Cook in Paris today $AAPL 🚀", None),
-    EnrichInput(("reddit", "2", when), "reddit", "post", "Storm in Texas", "Flooding in Houston, so sad.", None),
+    EnrichInput(("reddit", "2", when), "reddit", "post", "Storm in Texas",
+                 "I am so angry and sad: flooding in Houston again, the worst.", None),
     EnrichInput(("x", "3", when), "x", "tweet", None, "El gobierno anuncia nuevas medidas económicas", None),
 ]
 res = enrich_documents(docs)
@@ -76,7 +77,8 @@ def test_enrichment_runs_offline(tmp_path: Path) -> None:
     assert res["labels"][0] == "positive"
     assert res["labels"][1] == "negative"
     assert res["topics"][1] == "weather_climate"
-    assert {"Apple Inc.", "Tim Cook", "Paris", "AAPL", "Texas", "Houston"} <= set(res["entities"])
+    assert {"Apple Inc.", "Tim Cook", "Paris", "Texas", "Houston"} <= set(res["entities"])
+    assert res["entities"].count("Apple Inc.") == 2  # "Apple" and "$AAPL" link to one canonical name
     assert {"Paris", "Texas", "Houston"} <= set(res["places"])
     assert "sentiment_model" in res["versions"]
     assert list(home.iterdir()) == []  # nothing cached or downloaded under HOME

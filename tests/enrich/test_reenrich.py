@@ -108,7 +108,7 @@ def test_re_enrichment_replaces_features_mentions_and_places(conn: Any) -> None:
     before_keep = conn.execute(
         "SELECT enriched_at FROM enriched.document_features WHERE external_id = 'keep'"
     ).fetchone()
-    _rewrite(conn, "doc", body="Storm floods Tokyo, a terrible disaster for Toyota")
+    _rewrite(conn, "doc", body="I am so angry and sad: storm floods Tokyo, the worst disaster for Toyota")
     second = _enrich_all(conn)
     assert [d.key[1] for d in second.enrich] == ["doc"] and {k[1] for k in second.edited} == {"doc"}
     mentions = conn.execute(
@@ -130,7 +130,7 @@ def test_re_enrichment_replaces_features_mentions_and_places(conn: Any) -> None:
             "reddit",
             "post",
             None,
-            "Storm floods Tokyo, a terrible disaster for Toyota",
+            "I am so angry and sad: storm floods Tokyo, the worst disaster for Toyota",
             None,
         )
     )

@@ -42,7 +42,7 @@ CREATE OR REPLACE VIEW analytics.entity_mentions_daily AS
 
 COMMENT ON VIEW analytics.entity_mentions_daily IS 'Mentions of each entity in published documents per UTC day and source, with the mean sentiment of the sentences mentioning it.';
 COMMENT ON COLUMN analytics.entity_mentions_daily.day IS 'UTC day the documents were created.';
-COMMENT ON COLUMN analytics.entity_mentions_daily.entity_type IS 'person, organisation, place or ticker.';
+COMMENT ON COLUMN analytics.entity_mentions_daily.entity_type IS 'person, organisation, place, ticker, crypto or product.';
 COMMENT ON COLUMN analytics.entity_mentions_daily.entity IS 'Canonical entity name.';
 COMMENT ON COLUMN analytics.entity_mentions_daily.source IS 'Source system.';
 COMMENT ON COLUMN analytics.entity_mentions_daily.mentions IS 'Mentions.';

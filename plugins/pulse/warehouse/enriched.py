@@ -260,15 +260,15 @@ def write_enrichment(
             INSERT INTO enriched.document_features
                 (source, external_id, created_at, enrichment_version, language, language_confidence,
                  sentiment_vader, sentiment_label, sentiment_confidence, emotions, keywords, topic,
-                 topic_confidence, sarcasm, content_sha256, text_sha256)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)
+                 topic_confidence, sarcasm, content_sha256, text_sha256, sentiment_basis)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (source, external_id, created_at) DO UPDATE SET
                 enrichment_version = EXCLUDED.enrichment_version, language = EXCLUDED.language,
                 language_confidence = EXCLUDED.language_confidence, sentiment_vader = EXCLUDED.sentiment_vader,
                 sentiment_label = EXCLUDED.sentiment_label, sentiment_confidence = EXCLUDED.sentiment_confidence,
                 emotions = EXCLUDED.emotions, keywords = EXCLUDED.keywords, topic = EXCLUDED.topic,
                 topic_confidence = EXCLUDED.topic_confidence, sarcasm = EXCLUDED.sarcasm,
-                content_sha256 = EXCLUDED.content_sha256, text_sha256 = EXCLUDED.text_sha256, enriched_at = now()
+                sentiment_basis = EXCLUDED.sentiment_basis, content_sha256 = EXCLUDED.content_sha256, text_sha256 = EXCLUDED.text_sha256, enriched_at = now()
             """,
             [
                 (
@@ -285,6 +285,7 @@ def write_enrichment(
                     f.topic_confidence,
                     f.sarcasm,
                     *digests[f.key],
+                    f.sentiment_basis,
                 )
                 for f in result.features
             ],
