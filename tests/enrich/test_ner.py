@@ -7,14 +7,7 @@ import json
 import pytest
 
 from pulse.enrich import entities, ner
-
-
-def _ents(text: str) -> list[tuple[str, str, str]]:
-    out = []
-    for m in entities.find(text):
-        assert text[m.start : m.end] == m.text
-        out.append((m.entity_type, m.text, m.normalized))
-    return out
+from tests.enrich.test_enrichers import _ents
 
 
 def test_linking_to_one_canonical_name() -> None:
