@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPORA = ROOT / "include" / "corpora"
@@ -183,104 +183,106 @@ def _walk_things(node: Any) -> Iterator[dict[str, Any]]:
             yield from _walk_things(v)
 
 
+def _tar_files(artefact: str, folder: str) -> Iterator[IO[bytes]]:
+    """The files of an sdist whose path contains ``folder``, opened in turn."""
+    with tarfile.open(_require(artefact)) as tar:
+        for member in tar:
+            if member.isfile() and folder in member.name and (f := tar.extractfile(member)) is not None:
+                yield f
+
+
 def _reddit_build() -> Iterator[Item]:
     seen: set[str] = set()
-    with tarfile.open(_require("praw")) as tar:
-        for member in tar:
-            if not (member.isfile() and "/tests/integration/cassettes/" in member.name):
-                continue
-            f = tar.extractfile(member)
-            if f is None:
+    for f in _tar_files("praw", "/tests/integration/cassettes/"):
+        try:
+            cassette = json.load(f)
+        except ValueError:
+            continue
+        for inter in cassette.get("interactions", []):
+            body = inter.get("response", {}).get("body", {}).get("string")
+            if not body or body[0] not in "[{":
                 continue
             try:
-                cassette = json.load(f)
+                doc = json.loads(body)
             except ValueError:
                 continue
-            for inter in cassette.get("interactions", []):
-                body = inter.get("response", {}).get("body", {}).get("string")
-                if not body or body[0] not in "[{":
+            for kind, d in _walk_things(doc):  # type: ignore[misc]
+                name = d.get("name")
+                sub = str(d.get("subreddit") or "")
+                if not name or name in seen or sub.lower() in _TEST_SUBREDDITS:
                     continue
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    continue
-                for kind, d in _walk_things(doc):  # type: ignore[misc]
-                    name = d.get("name")
-                    sub = str(d.get("subreddit") or "")
-                    if not name or name in seen or sub.lower() in _TEST_SUBREDDITS:
+                if kind == "t3":
+                    title, text = str(d.get("title") or ""), str(d.get("selftext") or "")
+                    if text in _DELETED:
+                        text = ""
+                    if not title.strip():
                         continue
-                    if kind == "t3":
-                        title, text = str(d.get("title") or ""), str(d.get("selftext") or "")
-                        if text in _DELETED:
-                            text = ""
-                        if not title.strip():
-                            continue
-                    else:
-                        title, text = "", str(d.get("body") or "")
-                        if text.strip() in _DELETED:
-                            continue
-                    seen.add(name)
-                    yield Item(
-                        id=f"reddit:{name}",
-                        domain="reddit",
-                        kind="post" if kind == "t3" else "comment",
-                        title=title,
-                        body=text,
-                        meta={
-                            "subreddit": sub,
-                            "created_utc": d.get("created_utc"),
-                            "score": d.get("score"),
-                            "url": d.get("url") if kind == "t3" else None,
-                            "over_18": bool(d.get("over_18")),
-                        },
-                    )
+                else:
+                    title, text = "", str(d.get("body") or "")
+                    if text.strip() in _DELETED:
+                        continue
+                seen.add(name)
+                yield Item(
+                    id=f"reddit:{name}",
+                    domain="reddit",
+                    kind="post" if kind == "t3" else "comment",
+                    title=title,
+                    body=text,
+                    meta={
+                        "subreddit": sub,
+                        "created_utc": d.get("created_utc"),
+                        "score": d.get("score"),
+                        "url": d.get("url") if kind == "t3" else None,
+                        "over_18": bool(d.get("over_18")),
+                    },
+                )
+
+
+_GITHUB_URL = re.compile(r"https://github\.com/([^/]+/[^/]+)/(issues|pull)/(\d+)(#issuecomment-(\d+))?$")
+
+
+def _github_id(m: re.Match[str]) -> str:
+    """The corpus id of an issue, pull request or comment from its ``html_url`` match (:data:`_GITHUB_URL`)."""
+    return f"github-comment:{m.group(1)}#{m.group(5)}" if m.group(5) else f"github:{m.group(1)}#{m.group(3)}"
 
 
 def _github_build() -> Iterator[Item]:
     seen: set[str] = set()
-    with tarfile.open(_require("pygithub")) as tar:
-        for member in tar:
-            if not (member.isfile() and "/tests/ReplayData/" in member.name):
+    for f in _tar_files("pygithub", "/tests/ReplayData/"):
+        for raw in f.read().decode("utf-8", "replace").splitlines():
+            if not raw or raw[0] not in "[{":
                 continue
-            f = tar.extractfile(member)
-            if f is None:
+            try:
+                doc = json.loads(raw)
+            except ValueError:
                 continue
-            for raw in f.read().decode("utf-8", "replace").splitlines():
-                if not raw or raw[0] not in "[{":
+            for obj in doc if isinstance(doc, list) else [doc]:
+                if not isinstance(obj, dict):
                     continue
-                try:
-                    doc = json.loads(raw)
-                except ValueError:
+                m = _GITHUB_URL.match(str(obj.get("html_url") or ""))
+                if not m:
                     continue
-                for obj in doc if isinstance(doc, list) else [doc]:
-                    if not isinstance(obj, dict):
-                        continue
-                    url = str(obj.get("html_url") or "")
-                    m = re.match(
-                        r"https://github\.com/([^/]+/[^/]+)/(issues|pull)/(\d+)(#issuecomment-(\d+))?$", url
-                    )
-                    if not m:
-                        continue
-                    repo, number, comment = m.group(1), m.group(3), m.group(5)
-                    if comment:
-                        item_id, kind, title = f"github-comment:{repo}#{comment}", "comment", ""
-                    elif "title" in obj:
-                        kind = "pull_request" if m.group(2) == "pull" or obj.get("pull_request") else "issue"
-                        item_id, title = f"github:{repo}#{number}", str(obj.get("title") or "")
-                    else:
-                        continue
-                    body = str(obj.get("body") or "")
-                    if item_id in seen or not (title.strip() or body.strip()):
-                        continue
-                    seen.add(item_id)
-                    yield Item(
-                        id=item_id,
-                        domain="github",
-                        kind=kind,
-                        title=title,
-                        body=body,
-                        meta={"repo": repo, "number": int(number), "created_at": obj.get("created_at")},
-                    )
+                repo, number, comment = m.group(1), m.group(3), m.group(5)
+                item_id = _github_id(m)
+                if comment:
+                    kind, title = "comment", ""
+                elif "title" in obj:
+                    kind = "pull_request" if m.group(2) == "pull" or obj.get("pull_request") else "issue"
+                    title = str(obj.get("title") or "")
+                else:
+                    continue
+                body = str(obj.get("body") or "")
+                if item_id in seen or not (title.strip() or body.strip()):
+                    continue
+                seen.add(item_id)
+                yield Item(
+                    id=item_id,
+                    domain="github",
+                    kind=kind,
+                    title=title,
+                    body=body,
+                    meta={"repo": repo, "number": int(number), "created_at": obj.get("created_at")},
+                )
 
 
 def _zip_member(artefact: str, member: str) -> bytes:
@@ -467,6 +469,7 @@ READERS = {
 }
 
 
+@cache
 def by_id() -> dict[str, Item]:
     return {it.id: it for reader in READERS.values() for it in reader()}
 
@@ -485,18 +488,8 @@ def _payload_strings(node: Any, out: set[str]) -> None:
                 out.add(text_sha256(v))
             if k in ("name",) and isinstance(v, str) and re.fullmatch(r"t[13]_\w+", v):
                 out.add(id_sha256(f"reddit:{v}"))
-            if k == "html_url" and isinstance(v, str):
-                m = re.match(
-                    r"https://github\.com/([^/]+/[^/]+)/(issues|pull)/(\d+)(#issuecomment-(\d+))?$", v
-                )
-                if m:
-                    out.add(
-                        id_sha256(
-                            f"github-comment:{m.group(1)}#{m.group(5)}"
-                            if m.group(5)
-                            else f"github:{m.group(1)}#{m.group(3)}"
-                        )
-                    )
+            if k == "html_url" and isinstance(v, str) and (m := _GITHUB_URL.match(v)):
+                out.add(id_sha256(_github_id(m)))
             _payload_strings(v, out)
     elif isinstance(node, list):
         for v in node:
