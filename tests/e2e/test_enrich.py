@@ -259,7 +259,7 @@ def _features(db: Any) -> dict[tuple[str, str], tuple[Any, ...]]:
         (r[0], r[1]): r[2:]
         for r in db.execute(
             "SELECT source, external_id, enriched_at, language, sentiment_vader, sentiment_label, keywords, topic,"
-            " emotions, content_sha256, text_sha256 FROM enriched.document_features"
+            " emotions, content_sha256, text_sha256, sentiment_basis FROM enriched.document_features"
         ).fetchall()
     }
 
@@ -335,6 +335,7 @@ def test_an_edited_document_is_enriched_again_and_nothing_else(
     assert feats[1] == want.language == "en"
     assert feats[2] == pytest.approx(want.sentiment_vader, abs=1e-4) and feats[2] < -0.3
     assert feats[3] == want.sentiment_label == "negative"
+    assert feats[9] == want.sentiment_basis == "ensemble"  # how the label was made is stored with it
     assert feats[4] == want.keywords and "awful disaster" in feats[4]
     assert feats[5] == want.topic == "business_markets"
     assert feats[6] == want.emotions

@@ -124,6 +124,13 @@ def test_questions_announcements_and_facts_are_neutral(text: str) -> None:
         assert got == "neutral", (domain, got)
 
 
+def test_question_cue() -> None:
+    assert sentiment.is_question("What book would you recommend?") == 1.0
+    assert sentiment.is_question("Best laptop for students?\nI need one that lasts.") == 1.0  # a title
+    assert sentiment.is_question("Has anyone tried the beta") == 0.5  # opens like a question
+    assert sentiment.is_question("The bank left rates unchanged.") == 0.0
+
+
 def test_out_of_domain_text_leans_on_vader() -> None:
     text = "zxqv blorf wunderkammer glimmerstaat: splendid, delightful, wonderful!"
     (label, _, basis), *_ = sentiment.predict([text], [sentiment.vader_scores(text)])  # type: ignore[arg-type]
