@@ -19,6 +19,8 @@ Audits the data every hour and publishes what passed (write-audit-publish, `puls
   again and publishes it if it passes. A late hour that fails is held; what was published stays published.
 * **Invariants** (`common.sql` `SQLTableCheckOperator`): bookkeeping rules that must never break.
 
+Each successful run updates the `published_hours` Asset, which triggers the `trends` DAG.
+
 Failed checks post one message to the `slack_quality` connection listing each failure with its observed value
 and threshold (deduplicated like every alert). The task fails only when a check of severity `critical` fails.
 
@@ -41,6 +43,7 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLTableCheckOperator
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
+from pulse.assets import PUBLISHED_HOURS
 from pulse.dag_defaults import dag_failure_notifier, deadline, default_args, warehouse_ready
 from pulse.params import dag_params
 
@@ -72,7 +75,7 @@ with DAG(
         },
     )
 
-    @task
+    @task(outlets=[PUBLISHED_HOURS])
     def audit_and_publish(params: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Run every check, audit the ready windows of each source, publish, alert on failures."""
         from airflow.sdk.exceptions import AirflowFailException

@@ -40,6 +40,9 @@ TRIGGERED_TOO = ["warehouse_maintenance"]
 FOLLOWERS = ["enrich"]
 #: Then, one after the other: audit and publish, export what is published, archive what is old.
 AFTERWARDS = ["quality", "export", "retention"]
+#: DAGs that follow one of AFTERWARDS through an Asset (trends runs on quality's ``published_hours``): unpaused
+#: before it, waited for right after it.
+FOLLOW_AFTER = {"quality": ["trends"]}
 
 
 def wait_for_followers(
@@ -336,6 +339,17 @@ def summary(
                    (SELECT count(*) FROM enriched.duplicate_clusters)
             """
         ).fetchone()
+        trends = conn.execute(
+            """
+            SELECT (SELECT count(*) FROM analytics.trend_series),
+                   (SELECT count(*) FROM analytics.trend_series_hourly),
+                   (SELECT count(*) FILTER (WHERE observed) FROM analytics.trend_source_hours),
+                   (SELECT count(*) FILTER (WHERE NOT observed) FROM analytics.trend_source_hours),
+                   (SELECT count(*) FROM analytics.trend_spikes),
+                   (SELECT count(*) FROM analytics.trend_spikes WHERE alerted_at IS NOT NULL),
+                   (SELECT count(DISTINCT (source, dimension, key)) FROM analytics.trend_forecasts)
+            """
+        ).fetchone()
     state = {r["dag_run_id"]: r["state"] for r in runs}
     storage = stack.storage_env()
     lines = [
@@ -372,6 +386,11 @@ def summary(
     lines.append(
         f"enriched: {enriched[0]} documents with features, {enriched[1]} entity mentions, {enriched[2]} enricher "
         f"errors; {enriched[3]} duplicate clusters holding {enriched[4]} documents"
+    )
+    lines.append(
+        f"trends: {trends[0]} series, {trends[1]} series-hours over {trends[2]} observed source hours "
+        f"({trends[3]} in coverage gaps); {trends[4]} spike episodes ({trends[5]} posted to Slack); "
+        f"forecasts for {trends[6]} series (analytics.trend_hourly, analytics.trend_spikes, docs/trends.md)"
     )
     lines.append(
         "published (analyst views): "
@@ -483,7 +502,9 @@ def main(argv: list[str] | None = None) -> int:
             dag_ids, followers, afterwards = list(args.dags), [], []
         else:
             dag_ids, followers, afterwards = ingest_dag_ids() + TRIGGERED_TOO, FOLLOWERS, AFTERWARDS
-        wait_for_dags(api, dag_ids + followers + afterwards)
+        wait_for_dags(
+            api, dag_ids + followers + afterwards + [f for a in afterwards for f in FOLLOW_AFTER.get(a, [])]
+        )
         t1 = time.time()
         since = datetime.now(tz=UTC)
         for dag_id in followers:  # unpaused first, so the ingest runs' Asset events queue their runs
@@ -492,7 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         if followers:
             runs += wait_for_followers(api, followers, since)
         for dag_id in afterwards:
+            chained = FOLLOW_AFTER.get(dag_id, [])
+            for follower in chained:
+                api.patch(f"/dags/{follower}", {"is_paused": False})
+            started = datetime.now(tz=UTC)
             runs += run_cycle(api, [dag_id])
+            if chained:
+                runs += wait_for_followers(api, chained, started)
         print(summary(runs, t_up, time.time() - t1, task_placements(api, runs)), flush=True)
         ok = all(r["state"] == "success" for r in runs)
         if not ok:

@@ -122,7 +122,9 @@ def truncate_warehouse(conn: Any) -> None:
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
         "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results, "
         "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events, ops.archives, ops.exports, "
-        "ops.webhook_deliveries, quality.hour_audits, ops.api_budget_limits RESTART IDENTITY"
+        "ops.webhook_deliveries, quality.hour_audits, ops.api_budget_limits, analytics.trend_source_hours, "
+        "analytics.trend_series, analytics.trend_series_hourly, analytics.trend_spikes, analytics.trend_forecasts, "
+        "analytics.ticker_entities, ops.trends_state RESTART IDENTITY"
     )
 
 

@@ -29,3 +29,11 @@ ENRICHED_DOCUMENTS = Asset(
     uri="postgres://warehouse:5432/warehouse/enriched/document_features",
     group="enriched",
 )
+
+#: Updated by every quality run that audited and published (``quality.audit_and_publish``): the trends DAG
+#: runs on it, so it only ever reads published hours.
+PUBLISHED_HOURS = Asset(
+    name="published_hours",
+    uri="postgres://warehouse:5432/warehouse/quality/hour_audits",
+    group="published",
+)

@@ -13,6 +13,9 @@ dag-processor and triggerer started by ``python -m dev.stack up`` in a private s
 * rows a backfill brings into hours that were already audited stay out of the analysts' views
   (``analytics.daily_volume``, ``analytics.daily_sentiment`` read as the ``analyst`` role) until the
   ``quality`` DAG audits those hours again, which it finds by itself;
+* a ``quality`` run a user triggers updates the ``published_hours`` Asset, and the ``trends`` DAG runs on it by
+  itself (``run_type`` asset_triggered) and succeeds; its tables and views answer the ``analyst`` role, and a
+  second Asset-triggered run with nothing new published recomputes nothing;
 * a 12-hour backfill with ``max_active_runs`` 10 never puts more requests in flight at the simulator than the
   source's pool has slots, spends no more than the source's persisted budget (``ops.api_budget``) and, once the
   budget is spent, ends its runs cleanly with ``budget_exhausted`` gaps instead of a 429 storm.
@@ -53,7 +56,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = timedelta(hours=1)
 #: The DAG files the journeys use, copied as they are into the stack's DAG folder.
-DAG_FILES = ("ingest_reddit", "ingest_x", "ingest_newsapi", "quality", "enrich")
+DAG_FILES = ("ingest_reddit", "ingest_x", "ingest_newsapi", "quality", "enrich", "trends")
 PROBE = "clear_probe"
 PROBE_DEADLINE = timedelta(seconds=60)
 PROBE_SLEEP_S = 95
@@ -706,3 +709,60 @@ def test_the_deadline_still_fires_when_the_retried_run_misses_it(live: LiveStack
     )
     assert events == [(True,)]
     wait_run(live, PROBE, run)
+
+
+def test_a_quality_run_triggers_trends_through_its_asset(live: LiveStack, journeys: Journeys) -> None:
+    live.api.patch("/dags/trends", {"is_paused": False})
+    live.api.patch("/dags/quality", {"is_paused": False})
+    before = {r[0] for r in airflow_db(live, "SELECT run_id FROM dag_run WHERE dag_id = 'trends'")}
+
+    def asset_runs() -> list[tuple[Any, ...]] | None:
+        rows = airflow_db(
+            live, "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = 'trends' ORDER BY queued_at"
+        )
+        new = [r for r in rows if r[0] not in before]
+        return new or None
+
+    wait_run(live, "quality", live.trigger("quality"), timeout=300)
+    first = live.wait_for("the Asset-triggered trends run", asset_runs, timeout=240, about="trends")
+    run_id, run_type, _ = first[0]
+    assert run_type == "asset_triggered", first
+    wait_run(live, "trends", run_id, timeout=300)
+    published = horizon(live, "reddit")
+    assert published is not None
+    # What it computed is there for analysts, up to the publication horizon and not past it.
+    hours = _as_analyst(
+        live,
+        "SELECT count(*), max(hour) FROM analytics.trend_source_hours WHERE source = 'reddit'",
+    )[0]
+    assert hours[0] > 0 and hours[1] < published, (hours, published)
+    series = _as_analyst(
+        live,
+        "SELECT count(*) FROM analytics.trend_hourly WHERE source = 'reddit' AND dimension = 'source'",
+    )[0][0]
+    assert series > 0
+    for view in ("trend_daily", "trend_spikes", "trend_forecasts", "emerging_terms", "github_trending"):
+        _as_analyst(live, f"SELECT * FROM analytics.{view} LIMIT 5")
+    # Another quality run, nothing new published: the next Asset-triggered run recomputes nothing.
+    seen = {r[0] for r in asset_runs() or []}
+    wait_run(live, "quality", live.trigger("quality"), timeout=300)
+    second = live.wait_for(
+        "a second Asset-triggered trends run",
+        lambda: [r for r in asset_runs() or [] if r[0] not in seen] or None,
+        timeout=240,
+        about="trends",
+    )
+    wait_run(live, "trends", second[0][0], timeout=300)
+
+    def recomputed(run: str) -> dict[str, int]:
+        xcom = live.api.get(
+            f"/dags/trends/dagRuns/{quote(run)}/taskInstances/compute_trends/xcomEntries/return_value"
+        )
+        value = xcom["value"]
+        out = json.loads(value) if isinstance(value, str) else value
+        return {s: v["recomputed_hours"] for s, v in out["sources"].items()}
+
+    # The first run read every published hour; the second only what the clock published since (an hour at
+    # most, or a late hour the quality run found).
+    once, again = recomputed(run_id), recomputed(second[0][0])
+    assert once["reddit"] > 2 and again["reddit"] <= 2, (once, again)

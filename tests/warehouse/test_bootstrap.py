@@ -87,7 +87,7 @@ def test_migrations_are_logged(
     with caplog.at_level("INFO", logger="pulse.warehouse.bootstrap"):
         ensure_warehouse()
     applied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("applied migration")]
-    assert [m.split()[2].rstrip(":") for m in applied] == ["0012", "0013", "0014", "0015", "0016"][
+    assert [m.split()[2].rstrip(":") for m in applied] == ["0012", "0013", "0014", "0015", "0016", "0017"][
         : len(applied)
     ]
     assert applied and applied[-1].startswith(f"applied migration {HEAD}:")
