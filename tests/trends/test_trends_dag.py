@@ -250,6 +250,13 @@ def test_trends_end_to_end(history: Any, db: Any, slack: Any, monkeypatch: pytes
     )
     assert f"Moving with it ({len(episodes) - 1})" in flu_post and "all of `reddit`" in flu_post
     assert "https://example.test/flu_" in flu_post and "/dags/trends/runs/" in flu_post
+    # Recorded like every alert: the daily digest counts it under its route and kind.
+    events = db.execute("SELECT route, kind, posted FROM ops.alert_events WHERE route = 'trends'").fetchall()
+    assert events == [("trends", "trend_spike", True)]
+    from pulse.alerts import digest_text
+
+    digest = digest_text(db, END - timedelta(days=400), END + timedelta(days=400))
+    assert "trends / trend_spike: 1 (1 posted)" in digest, digest
 
     # --- run 3: nothing new: no row changes, no post -------------------------------------------------------
     before = snapshot(db)
@@ -339,3 +346,39 @@ def test_analyst_reads_every_trend_relation(
             analyst.execute(f"SELECT * FROM {rel} LIMIT 1").fetchall()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute("SELECT * FROM ops.trends_state")
+
+
+def test_posts_are_capped_per_run_and_backlog_episodes_are_not_posted(
+    warehouse: Any, slack: Any, db: Any
+) -> None:
+    from pulse.trends.run import MAX_ALERTS_PER_RUN, alert_new_episodes
+
+    truncate_warehouse(db)
+    slack.clear()
+    horizon = END
+    rows = [
+        (f"s{i}", "keyword", f"k{i}", END - (i + 1) * HOUR)  # one burst per source: a post each
+        for i in range(MAX_ALERTS_PER_RUN + 3)
+    ] + [("old", "keyword", "k", END - 3 * timedelta(days=1))]  # found in a backlog
+    for source, dim, key, hour in rows:
+        db.execute(
+            "INSERT INTO analytics.trend_spikes (source, dimension, key, metric, direction, episode_start,"
+            " episode_end, peak_hour, peak_value, baseline, peak_z, documents, baseline_basis, dag_run_id)"
+            " VALUES (%s, %s, %s, 'volume', 'up', %s, %s, %s, 40, 2, 9, 40, 'same_hour_of_week', 't')",
+            (source, dim, key, hour, hour, hour),
+        )
+    horizons = {source: horizon for source, *_ in rows}
+    counts = alert_new_episodes(db, horizons, "manual__cap")
+    assert counts == {
+        "posts": MAX_ALERTS_PER_RUN, "episodes": MAX_ALERTS_PER_RUN, "historical": 1, "joined": 0, "capped": 3,
+        "failed": 0,
+    }  # fmt: skip
+    posts = slack.texts("trends")
+    assert len(posts) == MAX_ALERTS_PER_RUN + 1
+    assert posts[-1].startswith(":chart_with_upwards_trend: 3 more spike episodes this run"), posts[-1]
+    notes = dict(db.execute("SELECT alert_note, count(*) FROM analytics.trend_spikes GROUP BY 1").fetchall())
+    assert notes == {None: MAX_ALERTS_PER_RUN, "capped": 3, "historical": 1}
+    # Nothing is pending any more: a second call posts nothing.
+    assert alert_new_episodes(db, horizons, "manual__cap2")["posts"] == 0
+    assert len(slack.texts("trends")) == MAX_ALERTS_PER_RUN + 1
+    truncate_warehouse(db)

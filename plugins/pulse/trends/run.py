@@ -784,30 +784,32 @@ def alert_new_episodes(
             )
             counts["historical"] += 1
             continue
+        groups.setdefault((ep.source, ep.episode_start), []).append(ep)
+    # Oldest burst first, so a later group of the same source can join one posted a moment ago.
+    capped: list[Episode] = []
+    attempts = 0
+    for (source, start), group in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        ids = [e.spike_id for e in group]
         burst = conn.execute(
             """
             SELECT spike_id FROM analytics.trend_spikes
              WHERE source = %s AND alerted_at IS NOT NULL AND episode_start < %s AND episode_end + %s >= %s
              ORDER BY episode_start, spike_id LIMIT 1
             """,
-            (ep.source, ep.episode_start, EPISODE_GAP, ep.episode_start),
+            (source, start, EPISODE_GAP, start),
         ).fetchone()
         if burst:
             # The source's burst was posted already and goes on: a series joining it later is not news.
             conn.execute(
-                "UPDATE analytics.trend_spikes SET alert_note = %s WHERE spike_id = %s",
-                (f"joined the burst of spike {burst[0]}, posted already", ep.spike_id),
+                "UPDATE analytics.trend_spikes SET alert_note = %s WHERE spike_id = ANY(%s)",
+                (f"joined the burst of spike {burst[0]}, posted already", ids),
             )
-            counts["joined"] += 1
+            counts["joined"] += len(group)
             continue
-        groups.setdefault((ep.source, ep.episode_start), []).append(ep)
-    ordered = sorted(groups.values(), key=lambda g: max(abs(e.peak_z or 0) for e in g), reverse=True)
-    capped: list[Episode] = []
-    for n, group in enumerate(ordered):
-        ids = [e.spike_id for e in group]
-        if n >= MAX_ALERTS_PER_RUN:
+        if attempts >= MAX_ALERTS_PER_RUN:
             capped += group
             continue
+        attempts += 1
         if post_alert(spike_alert(group, run_id), conn=conn):
             conn.execute(
                 "UPDATE analytics.trend_spikes SET alerted_at = now() WHERE spike_id = ANY(%s)", (ids,)
