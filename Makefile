@@ -76,9 +76,18 @@ test-any-day: install ## the clock-sensitive tests on other days (ANY_DAYS="YYYY
 # pipeline (bench/pipeline.py; BENCH_ARGS="--hours 2 --scale 0.5 --configs local" for a quick run); scale, one
 # hourly cycle and the analytics views at 100 thousand and 10 million documents (bench/scale.py; about an hour,
 # 15 GB; BENCH_ARGS="--large 1000000" for a quicker run).
+# trends (bench/trends.py): spike detection and forecasts over 10,000 series beside a per-series Prophet and
+# Holt-Winters fit; those two come from requirements-bench.lock (constrained by requirements.lock, so nothing the
+# pipeline runs on changes), installed first when BENCHES names trends. Not in the default list: about a minute.
 BENCHES ?= loader enrich dedup archive
-bench: install corpora ## benchmarks, methods side by side in one run (BENCHES="loader" picks some, BENCHES=pipeline the load test; BENCH_ARGS=... passes flags)
+BENCH_LOCK_FOR ?= trends
+bench: install corpora ## benchmarks, methods side by side in one run (BENCHES="loader" picks some, BENCHES=pipeline the load test, BENCHES=trends detection and forecasts; BENCH_ARGS=... passes flags)
+	$(if $(filter $(BENCH_LOCK_FOR),$(BENCHES)),$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-bench.lock,)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
+
+.PHONY: lock-bench
+lock-bench: install ## re-pin requirements-bench.lock (Prophet, statsmodels for bench/trends.py; -c requirements.lock)
+	$(VENV)/bin/uv pip compile requirements-bench.txt --python-version 3.11 -o requirements-bench.lock
 
 psql: install ## psql on the local warehouse (SQL="..." runs one statement; ROLE=analyst reads as an analyst)
 	$(PY) -m dev.stack psql $(if $(SQL),--sql "$(SQL)",) $(if $(ROLE),--role $(ROLE),)

@@ -31,9 +31,12 @@ def test_every_slow_fixture_exists() -> None:
 
 def test_a_test_is_slow_by_its_fixtures_or_the_e2e_mark(request: pytest.FixtureRequest) -> None:
     class Item:
-        def __init__(self, fixtures: list[str], marks: list[str]) -> None:
+        def __init__(
+            self, fixtures: list[str], marks: list[str], nodeid: str = "tests/unit/test_x.py::t"
+        ) -> None:
             self.fixturenames = fixtures
             self.marks = marks
+            self.nodeid = nodeid
 
         def get_closest_marker(self, name: str) -> object | None:
             return name if name in self.marks else None
@@ -42,6 +45,7 @@ def test_a_test_is_slow_by_its_fixtures_or_the_e2e_mark(request: pytest.FixtureR
     assert is_slow(Item(["tmp_path", "warehouse"], []))  # type: ignore[arg-type]
     assert is_slow(Item(["sim"], []))  # type: ignore[arg-type]
     assert is_slow(Item([], ["e2e"]))  # type: ignore[arg-type]
+    assert is_slow(Item([], [], "tests/stack/test_live_celery.py::test_a"))  # type: ignore[arg-type]
     assert not is_slow(request.node)  # this very test is in the fast lane
 
 

@@ -110,11 +110,11 @@ COMMENT ON COLUMN analytics.trend_series_hourly.positive IS 'Of them, labelled p
 COMMENT ON COLUMN analytics.trend_series_hourly.negative IS 'Of them, labelled negative.';
 COMMENT ON COLUMN analytics.trend_series_hourly.baseline_basis IS 'Which past hours the baseline is made of: same_hour_of_week (the same hour of the previous 4 weeks), same_hour_of_day (previous 7 days, a young series) or none (too little observed history: no verdict).';
 COMMENT ON COLUMN analytics.trend_series_hourly.baseline_documents IS 'Median documents of the baseline hours (observed hours only). NULL without a verdict.';
-COMMENT ON COLUMN analytics.trend_series_hourly.volume_z IS 'Robust z-score of the volume: (documents - baseline) / (1.4826 x MAD of the baseline hours, at least the square root of the baseline).';
+COMMENT ON COLUMN analytics.trend_series_hourly.volume_z IS 'Robust z-score of the volume: (documents - baseline) / spread, the spread being 1.4826 x the MAD of the baseline hours and at least the count noise sqrt(max(baseline, 1) + (0.25 x baseline)^2).';
 COMMENT ON COLUMN analytics.trend_series_hourly.volume_ratio IS 'documents / baseline_documents (baseline counted as at least 1).';
 COMMENT ON COLUMN analytics.trend_series_hourly.baseline_sentiment IS 'Net sentiment ((positive - negative) / documents) of all documents of the baseline hours. NULL without enough documents.';
-COMMENT ON COLUMN analytics.trend_series_hourly.sentiment_z IS 'The hour''s net sentiment minus the baseline''s, over its standard error (plus 0.05 for hour-to-hour variation).';
-COMMENT ON COLUMN analytics.trend_series_hourly.volume_spike IS 'The hour is a volume spike: at least 10 documents, z >= 4 and at least twice the baseline.';
+COMMENT ON COLUMN analytics.trend_series_hourly.sentiment_z IS 'The hour''s net sentiment minus the baseline''s, over the standard error of that difference (plus 0.08 for hour-to-hour variation).';
+COMMENT ON COLUMN analytics.trend_series_hourly.volume_spike IS 'The hour is a volume spike: at least 10 documents, z >= 5 and at least twice the baseline, against the same hour of the previous weeks and (when observed) of the previous 7 days.';
 COMMENT ON COLUMN analytics.trend_series_hourly.sentiment_spike IS 'The hour is a sentiment spike (up or down): at least 20 documents, |z| >= 4 and a shift of at least 0.3.';
 COMMENT ON COLUMN analytics.trend_series_hourly.computed_at IS 'When the trends DAG last computed the row.';
 
