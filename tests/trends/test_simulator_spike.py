@@ -23,10 +23,6 @@ pytestmark = pytest.mark.e2e
 NOW = datetime.fromisoformat(SIM_NOW)
 SPIKE = (NOW - timedelta(hours=1), NOW)
 WINDOW = (NOW - timedelta(days=3, hours=1), NOW)
-TREND_TABLES = (
-    "analytics.trend_source_hours, analytics.trend_series, analytics.trend_series_hourly, "
-    "analytics.trend_spikes, analytics.trend_forecasts, analytics.ticker_entities, ops.trends_state"
-)
 
 
 @pytest.fixture

@@ -137,8 +137,7 @@ def snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def history(dagbag: Any, airflow_db: None, warehouse: Any, slack: Any, db: Any) -> Iterator[Any]:
-    truncate_warehouse(db)
-    db.execute(f"TRUNCATE {TREND_TABLES}")
+    truncate_warehouse(db)  # the trend tables too
     slack.clear()
     hour = START
     while hour < END:
@@ -150,7 +149,6 @@ def history(dagbag: Any, airflow_db: None, warehouse: Any, slack: Any, db: Any) 
     publish(db, "reddit", END)
     yield dagbag
     truncate_warehouse(db)
-    db.execute(f"TRUNCATE {TREND_TABLES}")
 
 
 def test_trends_end_to_end(history: Any, db: Any, slack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
