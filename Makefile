@@ -85,6 +85,13 @@ bench: install corpora ## benchmarks, methods side by side in one run (BENCHES="
 	$(if $(filter $(BENCH_LOCK_FOR),$(BENCHES)),$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-bench.lock,)
 	for b in $(BENCHES); do $(PY) -m bench.$$b $(BENCH_ARGS) || exit 1; done
 
+# A CPU profile (pyinstrument) and, with MEMORY=1, a memory profile (memray) of one task run through
+# `airflow tasks test` on the local stack's warehouse: .local/profiles/ (docs/profiling.md).
+.PHONY: profile
+profile: install ## profile one task run: DAG=<dag_id> [TASK=<task_id>] [MEMORY=1] (docs/profiling.md)
+	@test -n "$(DAG)" || (echo "usage: make profile DAG=<dag_id> [TASK=<task_id>] [MEMORY=1]"; exit 2)
+	$(PY) -m dev.profile $(DAG) $(TASK) $(if $(MEMORY),--memory,)
+
 .PHONY: lock-bench
 lock-bench: install ## re-pin requirements-bench.lock (Prophet, statsmodels for bench/trends.py; -c requirements.lock)
 	$(VENV)/bin/uv pip compile requirements-bench.txt --python-version 3.11 -o requirements-bench.lock

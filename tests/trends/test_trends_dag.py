@@ -260,7 +260,8 @@ def test_trends_end_to_end(history: Any, db: Any, slack: Any, monkeypatch: pytes
     before = snapshot(db)
     third = trends(history, monkeypatch, END + timedelta(hours=1, minutes=30))
     assert third.state == "success"
-    assert summary(third)["sources"]["reddit"]["recomputed_hours"] == 0
+    quiet = summary(third)["sources"]["reddit"]
+    assert quiet["recomputed_hours"] == 0 and quiet["forecast_series"] == 0  # the last forecasts are kept
     assert snapshot(db) == before
     assert len(slack.texts("trends")) == len(posts)
 

@@ -21,7 +21,8 @@ One run, per source (``quality.publish_state``), under an advisory lock:
    spiking while the source's posted burst goes on joins it without a post. Episodes whose peak is
    more than a day before the horizon (found in a backlog) are recorded, not posted (``alert_note =
    'historical'``); at most :data:`MAX_ALERTS_PER_RUN` posts a run, the rest summed up in one post.
-5. **Forecasts** (``analytics.trend_forecasts``) for the busiest series with two weeks of history.
+5. **Forecasts** (``analytics.trend_forecasts``) for the busiest series with two weeks of history, when the run
+   recomputed hours of the source (a run with nothing new keeps the last forecasts).
 
 Heavy imports (numpy, psycopg) come in with the calls: the DAG file imports nothing of this at parse time.
 """
@@ -33,7 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
@@ -247,9 +248,8 @@ def classify_hours(
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Scored:
-    """Scores of one series hour, ready to write."""
+class Scored(NamedTuple):
+    """Scores of one series hour, ready to write (a tuple: millions are made on a first run)."""
 
     basis: str
     baseline: float | None
@@ -259,6 +259,14 @@ class Scored:
     sentiment_z: float | None
     volume_spike: bool
     sentiment_spike: bool
+
+
+def _values(array: Any) -> list[float | None]:
+    """A float array as Python floats, NaN and infinities as None (stored as NULL)."""
+    import numpy as np
+
+    clean = np.where(np.isfinite(array), array, np.nan)
+    return [None if v != v else v for v in clean.tolist()]
 
 
 def _num(value: float) -> float | None:
@@ -278,6 +286,10 @@ def score_rows(
 
     ``series`` holds every known row of those series in the span; ``observed`` each hour's coverage (a hour not
     in it is unobserved): an observed hour without a row is 0, an unobserved one NaN.
+
+    The matrices are filled and read with numpy index arrays, not cell by cell: on a first run over 90 days
+    (2.4 million series hours) the per-cell Python of an earlier version took 16 of the task's 84 seconds
+    (docs/profiling.md).
     """
     import numpy as np
 
@@ -289,38 +301,56 @@ def score_rows(
     keys = [k for k in to_score if any(h in col for h in to_score[k])]
     out: dict[tuple[SeriesKey, datetime], Scored] = {}
     per_chunk = max(1, CHUNK_CELLS // max(len(hours), 1))
+    names = np.array([detect.BASIS_NAMES[b] for b in sorted(detect.BASIS_NAMES)], dtype=object)
     for lo in range(0, len(keys), per_chunk):
         chunk = keys[lo : lo + per_chunk]
-        docs = np.where(obs[None, :], 0.0, np.nan).repeat(len(chunk), axis=0)
-        pos, neg = docs.copy(), docs.copy()
+        rows_i: list[int] = []
+        cols_j: list[int] = []
+        cells: list[tuple[int, int, int]] = []
         for i, k in enumerate(chunk):
             for h, r in series.get(k, {}).items():
                 j = col.get(h)
-                if j is not None and obs[j]:
-                    docs[i, j], pos[i, j], neg[i, j] = r.documents, r.positive, r.negative
-        wanted = sorted({col[h] for k in chunk for h in to_score[k] if h in col})
+                if j is not None:
+                    rows_i.append(i)
+                    cols_j.append(j)
+                    cells.append((r.documents, r.positive, r.negative))
+        docs = np.where(obs[None, :], 0.0, np.nan).repeat(len(chunk), axis=0)
+        pos, neg = docs.copy(), docs.copy()
+        if cells:
+            ri, cj = np.array(rows_i, dtype=np.int64), np.array(cols_j, dtype=np.int64)
+            vals = np.array(cells, dtype=np.float64)
+            keep = obs[cj]  # a gap hour stays NaN whatever it holds: its count is partial
+            docs[ri[keep], cj[keep]] = vals[keep, 0]
+            pos[ri[keep], cj[keep]] = vals[keep, 1]
+            neg[ri[keep], cj[keep]] = vals[keep, 2]
+        targets = [(i, k, h, col[h]) for i, k in enumerate(chunk) for h in to_score[k] if h in col]
+        if not targets:
+            continue
+        wanted = sorted({t[3] for t in targets})
         at = np.array(wanted, dtype=np.int64)
-        # An hour in a gap is never scored: its count is partial. Scores read NaN there, so it gets no verdict.
         vol = detect.volume_scores(docs, at)
         sen = detect.sentiment_scores(docs, pos, neg, at)
-        where = {j: n for n, j in enumerate(wanted)}
-        for i, k in enumerate(chunk):
-            for h in to_score[k]:
-                j = col.get(h)
-                if j is None:
-                    continue
-                n = where[j]
-                basis = detect.BASIS_NAMES[int(vol.basis[i, n])] if obs[j] else "none"
-                out[(k, h)] = Scored(
-                    basis=basis,
-                    baseline=_num(vol.baseline[i, n]),
-                    volume_z=_num(vol.z[i, n]),
-                    ratio=_num(vol.ratio[i, n]),
-                    baseline_sentiment=_num(sen.baseline[i, n]),
-                    sentiment_z=_num(sen.z[i, n]),
-                    volume_spike=bool(vol.spike[i, n]),
-                    sentiment_spike=bool(sen.spike[i, n]),
-                )
+        where = np.full(len(hours), -1, dtype=np.int64)
+        where[at] = np.arange(len(wanted))
+        ti = np.array([t[0] for t in targets], dtype=np.int64)
+        tj = np.array([t[3] for t in targets], dtype=np.int64)
+        tn = where[tj]
+        # Scores read NaN in a gap hour, so it gets no verdict; its basis is "none" whatever its neighbours hold.
+        basis = np.where(obs[tj], names[vol.basis[ti, tn].astype(np.int64)], "none").tolist()
+        columns = [
+            _values(vol.baseline[ti, tn]),
+            _values(vol.z[ti, tn]),
+            _values(vol.ratio[ti, tn]),
+            _values(sen.baseline[ti, tn]),
+            _values(sen.z[ti, tn]),
+        ]
+        vspike = vol.spike[ti, tn].tolist()
+        sspike = sen.spike[ti, tn].tolist()
+        for n, (_, k, h, _) in enumerate(targets):
+            out[(k, h)] = Scored(
+                basis[n], columns[0][n], columns[1][n], columns[2][n], columns[3][n], columns[4][n],
+                vspike[n], sspike[n],
+            )  # fmt: skip
     return out
 
 
@@ -964,7 +994,10 @@ def run_trends(context: Mapping[str, Any]) -> dict[str, Any]:
                 if res.horizon:
                     horizons[source] = datetime.fromisoformat(res.horizon)
             for source, horizon in horizons.items():
-                summary["sources"][source]["forecast_series"] = update_forecasts(conn, source, horizon)
+                # Forecasts change only with the data: a run that recomputed nothing keeps the last ones (they
+                # were most of a quiet hourly run's time: docs/profiling.md).
+                if summary["sources"][source]["recomputed_hours"]:
+                    summary["sources"][source]["forecast_series"] = update_forecasts(conn, source, horizon)
             summary["ticker_entities"] = refresh_ticker_entities(conn)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_KEY,))
