@@ -9,6 +9,8 @@ checks and what they import) is built on the first request, in the api-server on
 Authentication is Airflow's: ``requires_authenticated()`` (``GetUserDep``) takes the bearer token
 (``POST /auth/token``) or the UI's session cookie and answers 401/403 without one. (``AuthManagerDep`` is not used: it reads the sub-app's
 state, which has no auth manager.) The answer is JSON, HTTP 200 when healthy and 503 otherwise.
+``GET /pulse/metrics`` (``plugins/pulse/metrics.py``, docs/metrics.md) answers Prometheus text, outside Airflow's
+auth (its JWTs expire): open, or behind the static bearer token ``PULSE_METRICS_TOKEN`` when that is set.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ URL_PREFIX = "/pulse"
 def create_app() -> FastAPI:
     """The plugin's FastAPI app: ``GET /health`` behind Airflow's authentication."""
     from airflow.api_fastapi.core_api.security import requires_authenticated
-    from fastapi import Depends
-    from fastapi.responses import JSONResponse
+    from fastapi import Depends, Header
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(
@@ -48,6 +50,24 @@ def create_app() -> FastAPI:
 
         answer = await run_in_threadpool(check_health)
         return JSONResponse(answer, status_code=200 if answer["status"] == HEALTHY else 503)
+
+    @app.get(
+        "/metrics",
+        summary="Pulse pipeline metrics (Prometheus text; optional static token PULSE_METRICS_TOKEN)",
+        response_model=None,
+    )
+    async def metrics(authorization: str | None = Header(default=None)) -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from pulse.metrics import TOKEN_ENV, authorized, render
+
+        if not authorized(authorization):
+            return PlainTextResponse(
+                f"401: a bearer token ({TOKEN_ENV}) is required\n",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -13,6 +13,7 @@ dag-processor and triggerer started by ``python -m dev.stack up`` in a private s
 * rows a backfill brings into hours that were already audited stay out of the analysts' views
   (``analytics.daily_volume``, ``analytics.daily_sentiment`` read as the ``analyst`` role) until the
   ``quality`` DAG audits those hours again, which it finds by itself;
+* ``GET /pulse/metrics`` answers Prometheus text with the warehouse up and a series per source;
 * a ``quality`` run a user triggers updates the ``published_hours`` Asset, and the ``trends`` DAG runs on it by
   itself (``run_type`` asset_triggered) and succeeds; its tables and views answer the ``analyst`` role, and a
   second Asset-triggered run with nothing new published recomputes nothing;
@@ -816,3 +817,24 @@ def test_the_health_endpoint_answers_behind_airflow_auth(live: LiveStack) -> Non
     leaked = [name for name, value in _secrets(live).items() if len(str(value)) >= 8 and str(value) in text]
     assert not leaked, leaked
     print(f"/pulse/health answered {status}:\n{json.dumps(body, indent=1)}")
+
+
+def test_pulse_metrics_answer_on_the_running_stack(live: LiveStack) -> None:
+    """``GET /pulse/metrics`` on the api-server: Prometheus text, the warehouse up, per-source series present."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = requests.get(f"{live.api_url}/pulse/metrics", timeout=60)  # no PULSE_METRICS_TOKEN on this stack
+    assert resp.status_code == 200, resp.text[:500]
+    assert resp.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
+    assert samples[("pulse_warehouse_up", ())] == 1.0
+    errors = {k: v for k, v in samples.items() if k[0] == "pulse_metrics_scrape_errors" and v}
+    assert not errors, errors
+    # One series per source analytics.source_health knows (every source that ran, or has a budget or horizon).
+    known = {r[0] for r in live.query("SELECT source FROM analytics.source_health")}
+    sources = {dict(labels).get("source") for name, labels in samples if name == "pulse_breaker_open"}
+    assert sources == known, (sources, known)
