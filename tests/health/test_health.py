@@ -26,6 +26,7 @@ from pulse.sources.spec import all_sources, get_source
 from pulse.warehouse.bootstrap import script_directory
 from pulse.windows import utcnow
 from tests.conftest import set_connection, truncate_warehouse
+from tests.health.conftest import closed_port
 
 HEALTHY_AIRFLOW = {
     "metadatabase": {"status": "healthy"},
@@ -34,19 +35,6 @@ HEALTHY_AIRFLOW = {
     "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": "2026-11-28T12:04:55+00:00"},
 }
 PARTS = {"airflow", "warehouse", "migrations", "sources", "publication", "object_storage"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed once the socket is: nothing listens there
-
-
-@pytest.fixture(scope="module")
-def plugin() -> Any:
-    import pulse_health_plugin
-
-    return pulse_health_plugin
 
 
 @pytest.fixture
@@ -203,21 +191,8 @@ def test_a_triggerer_that_never_ran_is_accepted_a_dag_processor_is_not(
 
 
 def test_warehouse_down_answers_503_fast_and_names_only_the_warehouse(
-    healthy: Any, client: TestClient, monkeypatch: pytest.MonkeyPatch, warehouse: dict[str, Any]
+    healthy: Any, client: TestClient, dead_warehouse: str
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": "127.0.0.1",
-                "port": _closed_port(),
-                "login": warehouse["user"],
-                "password": "s3cret-not-shown",
-                "schema": warehouse["dbname"],
-            }
-        ),
-    )
     started = time.perf_counter()
     body = assert_fails_only(client, "warehouse")
     assert time.perf_counter() - started < 5
@@ -226,7 +201,7 @@ def test_warehouse_down_answers_503_fast_and_names_only_the_warehouse(
     for dependent in ("migrations", "sources", "publication"):
         assert body["parts"][dependent]["status"] == "unknown"
     text = json.dumps(body)
-    assert "s3cret-not-shown" not in text and "Traceback" not in text
+    assert dead_warehouse not in text and "Traceback" not in text
 
 
 def test_a_hung_warehouse_is_cut_off_by_the_check_timeout(
@@ -367,7 +342,7 @@ def test_object_storage_unreachable_s3(
             "conn_type": "aws",
             "login": "testing",
             "password": "aws-secret-not-shown",
-            "extra": {"endpoint_url": f"http://127.0.0.1:{_closed_port()}", "region_name": "us-east-1"},
+            "extra": {"endpoint_url": f"http://127.0.0.1:{closed_port()}", "region_name": "us-east-1"},
         },
     )
     monkeypatch.setenv("PULSE_EXPORT_CONN_ID", "pulse_dead_s3")
