@@ -114,6 +114,13 @@ def db(warehouse: dict[str, Any]) -> Iterator[Any]:
         yield conn
 
 
+#: The trends DAG's tables (migration 0017); truncate_warehouse empties them with the rest.
+TREND_TABLES = (
+    "analytics.trend_source_hours, analytics.trend_series, analytics.trend_series_hourly, "
+    "analytics.trend_spikes, analytics.trend_forecasts, analytics.ticker_entities, ops.trends_state"
+)
+
+
 def truncate_warehouse(conn: Any) -> None:
     conn.execute(
         "TRUNCATE raw.api_responses, core.documents, core.market_bars, core.weather_observations, "
@@ -122,9 +129,7 @@ def truncate_warehouse(conn: Any) -> None:
         "enriched.enrichment_errors, enriched.component_versions, enriched.document_fingerprints, "
         "enriched.minhash_bands, enriched.minhash_signatures, enriched.duplicate_clusters, quality.check_results, "
         "quality.window_audits, quality.publish_state, ops.alert_log, ops.alert_events, ops.archives, ops.exports, "
-        "ops.webhook_deliveries, quality.hour_audits, ops.api_budget_limits, analytics.trend_source_hours, "
-        "analytics.trend_series, analytics.trend_series_hourly, analytics.trend_spikes, analytics.trend_forecasts, "
-        "analytics.ticker_entities, ops.trends_state RESTART IDENTITY"
+        f"ops.webhook_deliveries, quality.hour_audits, ops.api_budget_limits, {TREND_TABLES} RESTART IDENTITY"
     )
 
 

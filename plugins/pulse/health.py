@@ -246,13 +246,11 @@ def check_sources(now: datetime) -> Part:
 def check_publication(now: datetime) -> Part:
     """Each source's publication lag against its freshness limit plus one quality cycle."""
     specs = _specs()
+    from pulse.quality.publish import horizons
+
     with _connect() as conn:
-        rows = conn.execute(
-            "SELECT source, CASE WHEN isfinite(published_until) THEN published_until END,"
-            " published_until = 'infinity'::timestamptz FROM quality.publish_state WHERE source = ANY(%s)",
-            (list(specs),),
-        ).fetchall()
-    found = {r[0]: (r[1], r[2]) for r in rows}
+        until = horizons(conn, list(specs))
+    found = {source: (published, published is None) for source, published in until.items()}
     sources: dict[str, Part] = {}
     failing: list[str] = []
     for name, spec in specs.items():

@@ -86,6 +86,12 @@ def _num(value: Any) -> float:
     return float(value) if value is not None else 0.0
 
 
+def _add_rows(family: Any, rows: Rows) -> None:
+    """One sample per row: the row's leading columns are the label values, its last the value."""
+    for *labels, value in rows:
+        family.add_metric([str(label) for label in labels], _num(value))
+
+
 # ------------------------------------------------------------------------------------------------
 # the groups: each reads the warehouse and returns its metric families (or raises)
 # ------------------------------------------------------------------------------------------------
@@ -99,12 +105,14 @@ def ingest(conn: Any, now: datetime) -> list[Metric]:
         "extracted, load failed or still running).",
         labels=["source", "outcome"],
     )
-    for source, outcome, n in _rows(
-        conn,
-        "SELECT source, CASE WHEN loaded_at IS NOT NULL THEN 'loaded' ELSE 'not_loaded' END, count(*)"
-        " FROM ops.ingest_runs GROUP BY 1, 2 ORDER BY 1, 2",
-    ):
-        runs.add_metric([source, outcome], _num(n))
+    _add_rows(
+        runs,
+        _rows(
+            conn,
+            "SELECT source, CASE WHEN loaded_at IS NOT NULL THEN 'loaded' ELSE 'not_loaded' END, count(*)"
+            " FROM ops.ingest_runs GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+    )
     duration = GaugeMetricFamily(
         "pulse_ingest_run_duration_seconds",
         "The last loaded ingest run of each source: seconds from the end of its extract to the end of its "
@@ -227,12 +235,14 @@ def coverage(conn: Any, now: datetime) -> list[Metric]:
         "Windows a source stream could not hold (ops.coverage status gap), by reason.",
         labels=["source", "reason"],
     )
-    for source, reason, n in _rows(
-        conn,
-        "SELECT source, coalesce(reason, 'unknown'), count(*) FROM ops.coverage WHERE status = 'gap'"
-        " GROUP BY 1, 2 ORDER BY 1, 2",
-    ):
-        gaps.add_metric([source, reason], _num(n))
+    _add_rows(
+        gaps,
+        _rows(
+            conn,
+            "SELECT source, coalesce(reason, 'unknown'), count(*) FROM ops.coverage WHERE status = 'gap'"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+    )
     return [gaps]
 
 
@@ -243,12 +253,10 @@ def publication(conn: Any, now: datetime) -> list[Metric]:
         "now - quality.publish_state.published_until (pipeline clock; 0 for a horizon at infinity or ahead).",
         labels=["source"],
     )
-    for source, published, infinite in _rows(
-        conn,
-        "SELECT source, CASE WHEN isfinite(published_until) THEN published_until END,"
-        " published_until = 'infinity'::timestamptz FROM quality.publish_state ORDER BY source",
-    ):
-        if infinite or published is None:
+    from pulse.quality.publish import horizons
+
+    for source, published in horizons(conn).items():
+        if published is None:  # infinity: everything released
             lag.add_metric([source], 0.0)
         else:
             lag.add_metric([source], max((now - published).total_seconds(), 0.0))
@@ -262,11 +270,13 @@ def quality_checks(conn: Any, now: datetime) -> list[Metric]:
         "Quality check results recorded in quality.check_results (all rows), by check name and status.",
         labels=["check", "status"],
     )
-    for check, status, n in _rows(
-        conn,
-        "SELECT check_name, status, count(*) FROM quality.check_results GROUP BY 1, 2 ORDER BY 1, 2",
-    ):
-        results.add_metric([check, status], _num(n))
+    _add_rows(
+        results,
+        _rows(
+            conn,
+            "SELECT check_name, status, count(*) FROM quality.check_results GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+    )
     return [results]
 
 
@@ -277,10 +287,9 @@ def enrichment(conn: Any, now: datetime) -> list[Metric]:
         "Documents whose current enrichment failed in an enricher (re-enrichment replaces them).",
         labels=["enricher"],
     )
-    for enricher, n in _rows(
-        conn, "SELECT enricher, count(*) FROM enriched.enrichment_errors GROUP BY 1 ORDER BY 1"
-    ):
-        errors.add_metric([enricher], _num(n))
+    _add_rows(
+        errors, _rows(conn, "SELECT enricher, count(*) FROM enriched.enrichment_errors GROUP BY 1 ORDER BY 1")
+    )
     (n_docs,) = _rows(conn, "SELECT count(*) FROM enriched.document_features")[0]
     docs = GaugeMetricFamily(
         "pulse_enriched_documents",
@@ -320,10 +329,12 @@ def trends(conn: Any, now: datetime) -> list[Metric]:
         "Spike episodes detected (analytics.trend_spikes), by source and metric (volume, sentiment).",
         labels=["source", "metric"],
     )
-    for source, metric, n in _rows(
-        conn, "SELECT source, metric, count(*) FROM analytics.trend_spikes GROUP BY 1, 2 ORDER BY 1, 2"
-    ):
-        spikes.add_metric([source, metric], _num(n))
+    _add_rows(
+        spikes,
+        _rows(
+            conn, "SELECT source, metric, count(*) FROM analytics.trend_spikes GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+    )
     return [spikes]
 
 
@@ -334,19 +345,20 @@ def warehouse(conn: Any, now: datetime) -> list[Metric]:
         "Backends connected to the warehouse database (pg_stat_activity), by state.",
         labels=["state"],
     )
-    for state, n in _rows(
-        conn,
-        "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() GROUP BY 1 ORDER BY 1",
-    ):
-        connections.add_metric([state], _num(n))
+    _add_rows(
+        connections,
+        _rows(
+            conn,
+            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() GROUP BY 1 ORDER BY 1",
+        ),
+    )
     defaults = GaugeMetricFamily(
         "pulse_default_partition_rows",
         "Rows in each partitioned table's default partition (ops.default_partition_rows(); normally 0).",
         labels=["table"],
     )
-    for table, n in _rows(conn, "SELECT parent::text, rows FROM ops.default_partition_rows() ORDER BY 1"):
-        defaults.add_metric([table], _num(n))
+    _add_rows(defaults, _rows(conn, "SELECT parent::text, rows FROM ops.default_partition_rows() ORDER BY 1"))
     return [connections, defaults]
 
 

@@ -15,6 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
+def floor_hour(ts: datetime) -> datetime:
+    """Start of the UTC hour of ``ts`` (as ``date_bin('1 hour', ts, '2000-01-01')`` in the warehouse)."""
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def utcnow() -> datetime:
     """The pipeline's clock, the only clock pipeline code reads: real UTC time, or ``PULSE_NOW`` (ISO 8601).
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import dag_test, truncate_warehouse
+from tests.conftest import TREND_TABLES, dag_test, truncate_warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -25,10 +25,6 @@ START = datetime(2026, 10, 24, tzinfo=UTC)  # a Saturday, five weeks before the 
 END = datetime(2026, 11, 28, 11, tzinfo=UTC)  # horizon of the first run
 GAP = [datetime(2026, 11, 20, 3, tzinfo=UTC) + i * HOUR for i in range(4)]  # budget spent: no ingest
 STOP = datetime(2026, 11, 10, tzinfo=UTC)  # the keyword "oldnews" is not used after this
-TREND_TABLES = (
-    "analytics.trend_source_hours, analytics.trend_series, analytics.trend_series_hourly, "
-    "analytics.trend_spikes, analytics.trend_forecasts, analytics.ticker_entities, ops.trends_state"
-)
 
 
 def rate(hour: datetime) -> int:

@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pulse.quality.checks import TIME_COLUMNS, CheckResult, is_window_check, run_check
+from pulse.windows import floor_hour
 
 if TYPE_CHECKING:
     import psycopg
@@ -98,17 +99,26 @@ class WindowAudit:
         return [r for r in self.results if r.status != "pass"]
 
 
-def _floor_hour(t: datetime) -> datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
-
-
 def hours(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """The whole hours from ``start`` (floored) up to ``end``."""
-    out, t = [], _floor_hour(start)
+    out, t = [], floor_hour(start)
     while t + HOUR <= end:
         out.append((t, t + HOUR))
         t += HOUR
     return out
+
+
+def horizons(
+    conn: psycopg.Connection[Any], sources: Sequence[str] | None = None
+) -> dict[str, datetime | None]:
+    """Each source's publication horizon (all sources in ``quality.publish_state``, or those of ``sources``);
+    ``None`` stands for ``infinity`` (everything released), which Python's datetime cannot hold."""
+    rows = conn.execute(
+        "SELECT source, CASE WHEN isfinite(published_until) THEN published_until END FROM quality.publish_state"
+        " WHERE %s::text[] IS NULL OR source = ANY(%s) ORDER BY source",
+        (None if sources is None else list(sources), None if sources is None else list(sources)),
+    ).fetchall()
+    return dict(rows)
 
 
 def horizon(conn: psycopg.Connection[Any], source: str) -> datetime | None:
@@ -144,7 +154,7 @@ def _ready_until(conn: Any, source: str, now: datetime) -> datetime | None:
     row = conn.execute("SELECT max(window_end) FROM ops.coverage WHERE source = %s", (source,)).fetchone()
     if not row or row[0] is None:
         return None
-    return _floor_hour(min(row[0], now))
+    return floor_hour(min(row[0], now))
 
 
 def _earliest(conn: Any, source: str) -> datetime | None:
@@ -170,7 +180,7 @@ def plan(conn: psycopg.Connection[Any], source: str, now: datetime) -> list[tupl
         earliest = _earliest(conn, source)
         if earliest is None or earliest >= ready:
             return []
-        first = _floor_hour(earliest)
+        first = floor_hour(earliest)
         if first + HOUR >= ready:
             return [(first, ready)]
         return [(first, ready - HOUR), (ready - HOUR, ready)]

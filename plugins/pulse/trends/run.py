@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pulse.windows import floor_hour
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -67,12 +69,6 @@ LOCK_KEY = "pulse.trends"
 DIMENSIONS = ("source", "topic", "entity", "ticker", "keyword", "repository")
 
 SeriesKey = tuple[str, str]  # (dimension, key)
-
-
-def floor_hour(ts: datetime) -> datetime:
-    """Start of the UTC hour of ``ts`` (as ``date_bin('1 hour', ts, '2000-01-01')``)."""
-    ts = ts.astimezone(UTC)
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 def hour_range(start: datetime, end: datetime) -> list[datetime]:
