@@ -139,6 +139,12 @@ def history(dagbag: Any, airflow_db: None, warehouse: Any, slack: Any, db: Any) 
     while hour < END:
         if hour in GAP:
             write_hour(db, "reddit", hour, 0, covered=False, reason="budget_exhausted")
+            # Another stream was ingested in the same hour: one stream's gap still makes the hour unknown.
+            db.execute(
+                "INSERT INTO ops.coverage (source, stream, window_start, window_end, status, dag_run_id)"
+                " VALUES ('reddit', 'comments:python', %s, %s, 'ingested', 'seed')",
+                (hour, hour + HOUR),
+            )
         else:
             write_hour(db, "reddit", hour, rate(hour))
         hour += HOUR
